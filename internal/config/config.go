@@ -1,0 +1,218 @@
+// Package config loads bulwark's configuration: built-in defaults, then an
+// optional YAML file, then BULWARK_* environment variables, then command-line
+// flags (applied by the caller). Every key has a default, so an empty
+// configuration is a working, safe local registry.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration. YAML keys are the `yaml` tags; the
+// environment variable for a key is BULWARK_ plus the upper-cased key path
+// joined by underscores (gc.interval → BULWARK_GC_INTERVAL).
+type Config struct {
+	// Addr is the listen address.
+	Addr string `yaml:"addr"`
+	// Data is the directory holding blobs, metadata and keys.
+	Data string `yaml:"data"`
+	Log  Log    `yaml:"log"`
+	// MaxBlobSize bounds one uploaded blob in bytes; 0 is unlimited.
+	MaxBlobSize int64 `yaml:"max_blob_size"`
+	// AllowSparseManifests accepts manifests whose layers or child
+	// manifests are absent (partial mirrors). Off: every tag names complete
+	// content.
+	AllowSparseManifests bool `yaml:"allow_sparse_manifests"`
+	GC                   GC   `yaml:"gc"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is json, text, or auto (text on a terminal, JSON otherwise).
+	Format string `yaml:"format"`
+}
+
+// GC configures garbage collection.
+type GC struct {
+	// Interval between scheduled runs in `serve`; 0 disables the schedule.
+	Interval Duration `yaml:"interval"`
+	// Grace protects blobs touched this recently.
+	Grace Duration `yaml:"grace"`
+	// UploadExpiry is how long an idle upload session lives.
+	UploadExpiry Duration `yaml:"upload_expiry"`
+}
+
+// Duration is a time.Duration written as "90s", "1h", or "7d".
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// ParseDuration accepts Go durations plus a "d" (day) unit.
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseFloat(days, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("invalid duration %q", s)
+		}
+		return time.Duration(n * float64(24*time.Hour)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("invalid duration %q (use e.g. 30s, 1h, 7d)", s)
+	}
+	return d, nil
+}
+
+// Default returns the built-in configuration.
+func Default() Config {
+	return Config{
+		Addr: "127.0.0.1:5000",
+		Data: "./bulwark-data",
+		Log:  Log{Level: "info", Format: "auto"},
+		GC: GC{
+			Interval:     Duration(time.Hour),
+			Grace:        Duration(time.Hour),
+			UploadExpiry: Duration(24 * time.Hour),
+		},
+	}
+}
+
+// Load returns defaults overlaid with the YAML file at path (if path is not
+// empty) and then with the environment. Unknown keys in the file are errors:
+// a typo must not silently leave a setting at its default.
+func Load(path string, environ []string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("read config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		// An empty file decodes to io.EOF and leaves the defaults.
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&cfg, environ); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate checks values that are well-typed but unusable.
+func (c *Config) Validate() error {
+	if c.Addr == "" {
+		return errors.New("config: addr must not be empty")
+	}
+	if c.Data == "" {
+		return errors.New("config: data must not be empty")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config: log.level %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "auto", "json", "text":
+	default:
+		return fmt.Errorf("config: log.format %q is not one of auto, json, text", c.Log.Format)
+	}
+	if c.MaxBlobSize < 0 {
+		return errors.New("config: max_blob_size must not be negative")
+	}
+	return nil
+}
+
+// applyEnv sets fields from BULWARK_* variables, walking the struct by its
+// yaml tags so every key is overridable without a hand-kept list.
+func applyEnv(cfg *Config, environ []string) error {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "BULWARK_") {
+			env[k] = v
+		}
+	}
+	return walk(reflect.ValueOf(cfg).Elem(), "BULWARK", env)
+}
+
+var durationType = reflect.TypeFor[Duration]()
+
+func walk(v reflect.Value, prefix string, env map[string]string) error {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key := prefix + "_" + strings.ToUpper(strings.Split(f.Tag.Get("yaml"), ",")[0])
+		fv := v.Field(i)
+		if f.Type.Kind() == reflect.Struct {
+			if err := walk(fv, key, env); err != nil {
+				return err
+			}
+			continue
+		}
+		s, ok := env[key]
+		if !ok {
+			continue
+		}
+		if err := setValue(fv, s); err != nil {
+			return fmt.Errorf("environment %s=%q: %w", key, s, err)
+		}
+	}
+	return nil
+}
+
+func setValue(v reflect.Value, s string) error {
+	if v.Type() == durationType {
+		d, err := ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(d))
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		v.SetInt(n)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		v.SetBool(b)
+	default:
+		return fmt.Errorf("unsupported kind %s", v.Kind())
+	}
+	return nil
+}

@@ -1,0 +1,184 @@
+// Package server assembles a running bulwark: the data directory, the
+// registry handler, operational endpoints (/healthz, /metrics, loopback-only
+// admin endpoints) and the background garbage collector.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/bulwark-dev/bulwark/internal/config"
+	"github.com/bulwark-dev/bulwark/internal/registry"
+)
+
+// Server is a configured bulwark server.
+type Server struct {
+	cfg      config.Config
+	log      *slog.Logger
+	data     *Data
+	registry *registry.Registry
+	handler  http.Handler
+	// gcMu keeps scheduled and requested GC runs from overlapping.
+	gcMu sync.Mutex
+}
+
+// New opens the data directory and builds the server. Close releases it.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	data, err := OpenData(ctx, cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := data.Registry(registry.Options{
+		Logger:       log,
+		Metrics:      registry.NewMetrics(promReg),
+		MaxBlobSize:  cfg.MaxBlobSize,
+		AllowSparse:  cfg.AllowSparseManifests,
+		UploadExpiry: time.Duration(cfg.GC.UploadExpiry),
+		GCGrace:      time.Duration(cfg.GC.Grace),
+	})
+	s := &Server{cfg: cfg, log: log, data: data, registry: reg}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("POST /admin/v1/gc", loopbackOnly(http.HandlerFunc(s.adminGC)))
+	mux.Handle("POST /admin/v1/fsck", loopbackOnly(http.HandlerFunc(s.adminFsck)))
+	// /v2 requests bypass ServeMux: it would clean and redirect paths with
+	// "..", while the registry must see them raw to refuse them.
+	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
+			reg.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Registry returns the registry the server serves.
+func (s *Server) Registry() *registry.Registry { return s.registry }
+
+// Close releases the data directory.
+func (s *Server) Close() error { return s.data.Close() }
+
+// Serve serves on ln until ctx ends, then shuts down gracefully: in-flight
+// requests get up to grace to finish.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	gcCtx, stopGC := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	if iv := time.Duration(s.cfg.GC.Interval); iv > 0 {
+		wg.Go(func() { s.gcLoop(gcCtx, iv) })
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), grace)
+		err = srv.Shutdown(sctx)
+		cancel()
+	}
+	stopGC()
+	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (s *Server) gcLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.RunGC(ctx, registry.GCOptions{}); err != nil && ctx.Err() == nil {
+				s.log.Error("scheduled gc failed", "error", err)
+			}
+		}
+	}
+}
+
+// RunGC runs one garbage collection, never two at once.
+func (s *Server) RunGC(ctx context.Context, opts registry.GCOptions) (registry.GCResult, error) {
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+	return s.registry.GC(ctx, opts)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := s.data.Meta.Repositories(ctx, storePage1); err != nil {
+		http.Error(w, "metadata store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.Write([]byte("ok\n"))
+}
+
+func (s *Server) adminGC(w http.ResponseWriter, r *http.Request) {
+	dry, _ := strconv.ParseBool(r.URL.Query().Get("dry-run"))
+	res, err := s.RunGC(r.Context(), registry.GCOptions{DryRun: dry})
+	if err != nil {
+		http.Error(w, fmt.Sprintf("gc: %v", err), http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, res)
+}
+
+func (s *Server) adminFsck(w http.ResponseWriter, r *http.Request) {
+	rep, err := s.registry.Fsck(r.Context(), 2)
+	if err != nil {
+		http.Error(w, fmt.Sprintf("fsck: %v", err), http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, rep)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+// loopbackOnly guards operational endpoints until accounts exist: only a
+// process on the same host may trigger GC or fsck.
+func loopbackOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		ip := net.ParseIP(host)
+		if err != nil || ip == nil || !ip.IsLoopback() {
+			http.Error(w, "admin endpoints are only served to loopback clients", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
