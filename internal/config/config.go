@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"reflect"
 	"strconv"
@@ -77,10 +78,13 @@ func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.ParseFloat(days, 64)
-		if err != nil || n < 0 {
+		d := n * float64(24*time.Hour)
+		// !(d >= 0) also rejects NaN; d >= 2^63 would overflow int64 and
+		// wrap to a negative duration.
+		if err != nil || !(d >= 0) || d >= math.MaxInt64 {
 			return 0, fmt.Errorf("invalid duration %q", s)
 		}
-		return time.Duration(n * float64(24*time.Hour)), nil
+		return time.Duration(d), nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 0 {
@@ -118,6 +122,15 @@ func Load(path string, environ []string) (Config, error) {
 		// An empty file decodes to io.EOF and leaves the defaults.
 		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+		// A second document would be silently ignored; refuse it like a typo.
+		var extra yaml.Node
+		switch err := dec.Decode(&extra); {
+		case errors.Is(err, io.EOF):
+		case err != nil:
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		case len(extra.Content) > 0:
+			return cfg, fmt.Errorf("config %s: line %d: only one YAML document is allowed", path, extra.Line)
 		}
 	}
 	if err := applyEnv(&cfg, environ); err != nil {

@@ -30,7 +30,7 @@ type gcEnv struct {
 	srv *httptest.Server
 }
 
-func newGCEnv(t *testing.T, grace time.Duration) *gcEnv {
+func newGCEnv(t testing.TB, grace time.Duration) *gcEnv {
 	t.Helper()
 	dir := t.TempDir()
 	blobs, err := fs.Open(dir)

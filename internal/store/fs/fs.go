@@ -6,6 +6,11 @@
 // Upload data is written to its own file while hashing, fsynced, then renamed
 // to its content path and the directory fsynced, so a blob path either does
 // not exist or holds exactly the bytes its name hashes to, even after a crash.
+//
+// Paths are built only from validated digests (lower-case hex) and upload ids
+// ([A-Za-z0-9_-]), so no name can reach outside the root; plain path
+// operations are used rather than os.Root, whose per-component openat walk
+// cost more than the rest of a small blob's write path.
 package fs
 
 import (
@@ -18,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 
@@ -27,45 +33,46 @@ import (
 
 // Store is a filesystem-backed store.Blobs.
 type Store struct {
-	blobs   *os.Root
-	uploads *os.Root
-	root    string
+	blobs   string // ROOT/blobs
+	uploads string // ROOT/uploads
 }
+
+// copyBuffers recycles the buffers that stream request bodies to disk.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 var _ store.Blobs = (*Store)(nil)
 
-// Open creates (if needed) and opens a blob store rooted at dir. File access
-// goes through os.Root so no name, however crafted, resolves outside it.
+// Open creates (if needed) and opens a blob store rooted at dir. The
+// two-hex-digit shard directories are created up front, so committing a blob
+// never has to create directories.
 func Open(dir string) (*Store, error) {
-	for _, sub := range []string{"blobs", "uploads"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o750); err != nil {
-			return nil, fmt.Errorf("create blob store: %w", err)
+	s := &Store{blobs: filepath.Join(dir, "blobs"), uploads: filepath.Join(dir, "uploads")}
+	if err := os.MkdirAll(s.uploads, 0o750); err != nil {
+		return nil, fmt.Errorf("create blob store: %w", err)
+	}
+	for _, alg := range []digest.Algorithm{digest.SHA256, digest.SHA512} {
+		for i := range 256 {
+			shard := filepath.Join(s.blobs, string(alg), fmt.Sprintf("%02x", i))
+			if err := os.MkdirAll(shard, 0o750); err != nil {
+				return nil, fmt.Errorf("create blob store: %w", err)
+			}
 		}
 	}
-	blobs, err := os.OpenRoot(filepath.Join(dir, "blobs"))
-	if err != nil {
-		return nil, fmt.Errorf("open blob store: %w", err)
-	}
-	uploads, err := os.OpenRoot(filepath.Join(dir, "uploads"))
-	if err != nil {
-		blobs.Close()
-		return nil, fmt.Errorf("open upload store: %w", err)
-	}
-	return &Store{blobs: blobs, uploads: uploads, root: dir}, nil
+	return s, nil
 }
 
-// Close releases the store's directory handles.
-func (s *Store) Close() error {
-	return errors.Join(s.blobs.Close(), s.uploads.Close())
+// Close implements io.Closer; the store holds no open resources.
+func (s *Store) Close() error { return nil }
+
+func (s *Store) blobDir(d digest.Digest) string {
+	return filepath.Join(s.blobs, string(d.Algorithm()), d.Encoded()[:2])
 }
 
-func blobDir(d digest.Digest) string {
-	return string(d.Algorithm()) + "/" + d.Encoded()[:2]
+func (s *Store) blobPath(d digest.Digest) string {
+	return filepath.Join(s.blobDir(d), d.Encoded())
 }
 
-func blobPath(d digest.Digest) string {
-	return blobDir(d) + "/" + d.Encoded()
-}
+func (s *Store) uploadPath(id string) string { return filepath.Join(s.uploads, id) }
 
 // validUploadID keeps ids to a safe alphabet; the registry generates them,
 // but they arrive back from clients in URLs.
@@ -94,7 +101,7 @@ func (s *Store) Stat(_ context.Context, d digest.Digest) (int64, error) {
 	if err := checkDigest(d); err != nil {
 		return 0, err
 	}
-	fi, err := s.blobs.Stat(blobPath(d))
+	fi, err := os.Stat(s.blobPath(d))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return 0, fmt.Errorf("%w: %s", store.ErrBlobUnknown, d)
@@ -109,7 +116,7 @@ func (s *Store) Open(_ context.Context, d digest.Digest) (store.ReadSeekCloser, 
 	if err := checkDigest(d); err != nil {
 		return nil, 0, err
 	}
-	f, err := s.blobs.Open(blobPath(d))
+	f, err := os.Open(s.blobPath(d))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, 0, fmt.Errorf("%w: %s", store.ErrBlobUnknown, d)
@@ -129,7 +136,7 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 	if err := validUploadID(id); err != nil {
 		return 0, err
 	}
-	f, err := s.uploads.OpenFile(id, os.O_WRONLY|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(s.uploadPath(id), os.O_WRONLY|os.O_CREATE, 0o640)
 	if err != nil {
 		return 0, fmt.Errorf("open upload: %w", err)
 	}
@@ -171,7 +178,9 @@ func (s *Store) Append(ctx context.Context, id string, offset int64, r io.Reader
 
 // copyContext copies with a large buffer, stopping when ctx ends.
 func copyContext(ctx context.Context, w io.Writer, r io.Reader) (int64, error) {
-	buf := make([]byte, 256<<10)
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	buf := *bp
 	var total int64
 	for {
 		if err := ctx.Err(); err != nil {
@@ -202,7 +211,7 @@ func (s *Store) Rehash(ctx context.Context, id string, alg digest.Algorithm) (di
 	if !alg.Available() {
 		return "", 0, fmt.Errorf("digest algorithm %q unavailable", alg)
 	}
-	f, err := s.uploads.Open(id)
+	f, err := os.Open(s.uploadPath(id))
 	if errors.Is(err, fs.ErrNotExist) {
 		// An upload with no data yet is the empty blob.
 		return alg.FromBytes(nil), 0, nil
@@ -227,7 +236,13 @@ func (s *Store) Commit(_ context.Context, id string, d digest.Digest) error {
 	if err := checkDigest(d); err != nil {
 		return err
 	}
-	f, err := s.uploads.OpenFile(id, os.O_WRONLY|os.O_CREATE, 0o640)
+	src := s.uploadPath(id)
+	dst := s.blobPath(d)
+	if _, err := os.Lstat(dst); err == nil {
+		// Identical content is already durable; keep the existing file.
+		return os.Remove(src)
+	}
+	f, err := os.OpenFile(src, os.O_WRONLY|os.O_CREATE, 0o640)
 	if err != nil {
 		return fmt.Errorf("open upload: %w", err)
 	}
@@ -236,22 +251,10 @@ func (s *Store) Commit(_ context.Context, id string, d digest.Digest) error {
 	if err != nil {
 		return fmt.Errorf("sync upload: %w", err)
 	}
-	if _, err := s.blobs.Stat(blobPath(d)); err == nil {
-		// Identical content is already durable; keep the existing file.
-		return s.uploads.Remove(id)
-	}
-	dir := blobDir(d)
-	if err := s.blobs.MkdirAll(dir, 0o750); err != nil {
-		return fmt.Errorf("create blob directory: %w", err)
-	}
-	// os.Root has no cross-root rename, so rename by path; both paths are
-	// built from validated ids and digests under our own directories.
-	src := filepath.Join(s.root, "uploads", id)
-	dst := filepath.Join(s.root, "blobs", filepath.FromSlash(blobPath(d)))
 	if err := os.Rename(src, dst); err != nil {
 		return fmt.Errorf("commit blob: %w", err)
 	}
-	return syncDir(filepath.Join(s.root, "blobs", filepath.FromSlash(dir)))
+	return syncDir(s.blobDir(d))
 }
 
 func syncDir(path string) error {
@@ -271,7 +274,7 @@ func (s *Store) Abort(_ context.Context, id string) error {
 	if err := validUploadID(id); err != nil {
 		return nil
 	}
-	if err := s.uploads.Remove(id); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(s.uploadPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return nil
@@ -282,7 +285,7 @@ func (s *Store) Delete(_ context.Context, d digest.Digest) error {
 	if err := checkDigest(d); err != nil {
 		return err
 	}
-	if err := s.blobs.Remove(blobPath(d)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(s.blobPath(d)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return nil
@@ -291,7 +294,7 @@ func (s *Store) Delete(_ context.Context, d digest.Digest) error {
 // Walk implements store.Blobs. Files whose names are not valid digests (left
 // by an operator or another tool) are skipped, never reported as content.
 func (s *Store) Walk(ctx context.Context, fn func(digest.Digest, int64) error) error {
-	return fs.WalkDir(s.blobs.FS(), ".", func(p string, e fs.DirEntry, err error) error {
+	return fs.WalkDir(os.DirFS(s.blobs), ".", func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -319,7 +322,7 @@ func (s *Store) Walk(ctx context.Context, fn func(digest.Digest, int64) error) e
 
 // Uploads implements store.Blobs.
 func (s *Store) Uploads(_ context.Context) ([]store.UploadData, error) {
-	entries, err := fs.ReadDir(s.uploads.FS(), ".")
+	entries, err := os.ReadDir(s.uploads)
 	if err != nil {
 		return nil, err
 	}

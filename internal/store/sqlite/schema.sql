@@ -57,12 +57,3 @@ CREATE TABLE IF NOT EXISTS tags (
 	FOREIGN KEY (repo_id, digest) REFERENCES manifests(repo_id, digest) ON DELETE CASCADE
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tags_digest ON tags(repo_id, digest);
-
-CREATE TABLE IF NOT EXISTS uploads (
-	id         TEXT PRIMARY KEY,
-	repository TEXT NOT NULL,
-	offset     INTEGER NOT NULL,
-	hash_state BLOB,
-	started    INTEGER NOT NULL,
-	updated    INTEGER NOT NULL
-) WITHOUT ROWID;

@@ -15,6 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
 
 	"time"
 
@@ -27,12 +30,23 @@ import (
 //go:embed schema.sql
 var schema string
 
+//go:embed uploads.sql
+var uploadsSchema string
+
 // DB is a SQLite-backed store.Meta.
 type DB struct {
-	w   *sql.DB // single writer connection
+	w   *sql.DB // single writer connection, used only by committer
 	r   *sql.DB // reader pool
+	up  *sql.DB // upload sessions (see uploads.sql)
 	now func() time.Time
+
+	writes  chan write
+	closing chan struct{}
+	stopped chan struct{}
+	close   sync.Once
 }
+
+var errClosed = errors.New("metadata database is closed")
 
 var _ store.Meta = (*DB)(nil)
 
@@ -80,31 +94,48 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("open metadata database: %w", err)
 	}
+	upq := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(OFF)", "busy_timeout(10000)"} {
+		upq.Add("_pragma", p)
+	}
+	up, err := sql.Open("sqlite", "file:"+uploadsPath(path)+"?"+upq.Encode())
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("open upload database: %w", err)
+	}
+	up.SetMaxOpenConns(1)
+	up.SetMaxIdleConns(1)
+	up.SetConnMaxIdleTime(0)
+	if _, err := up.ExecContext(ctx, uploadsSchema); err != nil {
+		w.Close()
+		r.Close()
+		up.Close()
+		return nil, fmt.Errorf("create upload schema: %w", err)
+	}
 	r.SetMaxOpenConns(opts.Readers)
 	r.SetMaxIdleConns(opts.Readers)
 	r.SetConnMaxIdleTime(0)
-	return &DB{w: w, r: r, now: opts.Now}, nil
+	db := &DB{
+		w: w, r: r, up: up, now: opts.Now,
+		writes:  make(chan write),
+		closing: make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	go db.committer()
+	return db, nil
 }
 
 // Close implements store.Meta.
 func (db *DB) Close() error {
-	return errors.Join(db.r.Close(), db.w.Close())
+	db.close.Do(func() { close(db.closing) })
+	<-db.stopped
+	return errors.Join(db.r.Close(), db.w.Close(), db.up.Close())
 }
 
-// tx runs fn in a write transaction.
-func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+// uploadsPath names the upload-session database beside the main one.
+func uploadsPath(path string) string {
+	return strings.TrimSuffix(path, filepath.Ext(path)) + "-uploads.db"
 }
 
 func (db *DB) nowNano() int64 { return db.now().UnixNano() }
@@ -134,14 +165,14 @@ func (db *DB) PutBlob(ctx context.Context, repo string, d digest.Digest, size in
 	return db.tx(ctx, func(tx *sql.Tx) error { return db.putBlob(ctx, tx, repo, d, size) })
 }
 
-// CompleteUpload implements store.Meta.
+// CompleteUpload implements store.Meta. The blob record commits durably
+// first; a crash before the session row is deleted leaves a stale session,
+// which expires like any abandoned one.
 func (db *DB) CompleteUpload(ctx context.Context, uploadID, repo string, d digest.Digest, size int64) error {
-	return db.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM uploads WHERE id = ?`, uploadID); err != nil {
-			return err
-		}
-		return db.putBlob(ctx, tx, repo, d, size)
-	})
+	if err := db.PutBlob(ctx, repo, d, size); err != nil {
+		return err
+	}
+	return db.DeleteUpload(ctx, uploadID)
 }
 
 func (db *DB) putBlob(ctx context.Context, tx *sql.Tx, repo string, d digest.Digest, size int64) error {
@@ -500,84 +531,6 @@ func (db *DB) loadRefs(ctx context.Context, repo string, m *store.ManifestRecord
 		}
 	}
 	return rows.Err()
-}
-
-// CreateUpload implements store.Meta.
-func (db *DB) CreateUpload(ctx context.Context, u *store.Upload) error {
-	now := db.now()
-	u.Started, u.Updated = now, now
-	return db.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx,
-			`INSERT INTO uploads(id, repository, offset, hash_state, started, updated) VALUES (?, ?, ?, ?, ?, ?)`,
-			u.ID, u.Repository, u.Offset, u.HashState, now.UnixNano(), now.UnixNano())
-		return err
-	})
-}
-
-// Upload implements store.Meta.
-func (db *DB) Upload(ctx context.Context, id string) (*store.Upload, error) {
-	var (
-		u                store.Upload
-		started, updated int64
-	)
-	err := db.r.QueryRowContext(ctx,
-		`SELECT id, repository, offset, hash_state, started, updated FROM uploads WHERE id = ?`, id).
-		Scan(&u.ID, &u.Repository, &u.Offset, &u.HashState, &started, &updated)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: %s", store.ErrUploadUnknown, id)
-	}
-	if err != nil {
-		return nil, err
-	}
-	u.Started, u.Updated = time.Unix(0, started), time.Unix(0, updated)
-	return &u, nil
-}
-
-// UpdateUpload implements store.Meta.
-func (db *DB) UpdateUpload(ctx context.Context, u *store.Upload) error {
-	u.Updated = db.now()
-	return db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE uploads SET offset = ?, hash_state = ?, updated = ? WHERE id = ?`,
-			u.Offset, u.HashState, u.Updated.UnixNano(), u.ID)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("%w: %s", store.ErrUploadUnknown, u.ID)
-		}
-		return nil
-	})
-}
-
-// DeleteUpload implements store.Meta.
-func (db *DB) DeleteUpload(ctx context.Context, id string) error {
-	return db.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM uploads WHERE id = ?`, id)
-		return err
-	})
-}
-
-// StaleUploads implements store.Meta.
-func (db *DB) StaleUploads(ctx context.Context, before time.Time) ([]*store.Upload, error) {
-	rows, err := db.r.QueryContext(ctx,
-		`SELECT id, repository, offset, started, updated FROM uploads WHERE updated < ? ORDER BY id`, before.UnixNano())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*store.Upload
-	for rows.Next() {
-		var (
-			u                store.Upload
-			started, updated int64
-		)
-		if err := rows.Scan(&u.ID, &u.Repository, &u.Offset, &started, &updated); err != nil {
-			return nil, err
-		}
-		u.Started, u.Updated = time.Unix(0, started), time.Unix(0, updated)
-		out = append(out, &u)
-	}
-	return out, rows.Err()
 }
 
 // Blob implements store.Meta.
