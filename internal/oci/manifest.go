@@ -118,6 +118,9 @@ func ParseManifest(contentType string, body []byte) (*Manifest, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, fmt.Errorf("%w: empty body", ErrManifestInvalid)
 	}
+	if err := checkStrictJSON(body); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrManifestInvalid, err)
+	}
 	var raw rawManifest
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return nil, fmt.Errorf("%w: not valid JSON: %v", ErrManifestInvalid, err)

@@ -5,9 +5,12 @@
 package registry
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -87,7 +90,7 @@ func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		apiErr = writeError(rw, r, err)
 	} else {
-		apiErr = reg.dispatch(rw, r, rt)
+		apiErr = reg.serveRecovered(rw, r, rt)
 	}
 
 	status := rw.status
@@ -119,6 +122,28 @@ func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	reg.log.LogAttrs(r.Context(), level, "request", attrs...)
+}
+
+// serveRecovered dispatches, turning a handler panic into a logged 500
+// instead of a dropped connection with no trace. A panic is a bug; this only
+// makes it visible and keeps the server serving.
+func (reg *Registry) serveRecovered(w *recorder, r *http.Request, rt route) (apiErr *Error) {
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		if p == http.ErrAbortHandler {
+			panic(p)
+		}
+		reg.log.ErrorContext(r.Context(), "handler panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		if w.status == 0 {
+			apiErr = writeError(w, r, errors.New("panic"))
+		} else {
+			apiErr = &Error{Status: w.status, Code: "UNKNOWN", Message: "handler panic after the response started"}
+		}
+	}()
+	return reg.dispatch(w, r, rt)
 }
 
 // dispatch routes a parsed request. Handlers return errors instead of writing
