@@ -55,5 +55,6 @@ func (reg *Registry) deleteBlob(w http.ResponseWriter, r *http.Request, repo, ds
 	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
+	reg.emit(r, nil, Event{Action: "delete", Repository: repo, Digest: d, Detail: "blob"})
 	return nil
 }

@@ -96,7 +96,7 @@ func (reg *Registry) catalog(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	repos, more, err := listPage(p, func(p store.Page) ([]string, error) { return reg.meta.Repositories(r.Context(), p) })
+	repos, more, err := listPage(p, func(p store.Page) ([]string, error) { return reg.visibleRepositories(r, p) })
 	if err != nil {
 		return err
 	}
@@ -106,6 +106,36 @@ func (reg *Registry) catalog(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, r, "application/json", struct {
 		Repositories []string `json:"repositories"`
 	}{repos})
+}
+
+// visibleRepositories pages through the repositories the caller may pull
+// from: the catalog never reveals a repository's name to someone who cannot
+// read it.
+func (reg *Registry) visibleRepositories(r *http.Request, p store.Page) ([]string, error) {
+	if reg.opts.Authorizer == nil {
+		return reg.meta.Repositories(r.Context(), p)
+	}
+	var out []string
+	last := p.Last
+	for p.N < 0 || len(out) < p.N {
+		batch, err := reg.meta.Repositories(r.Context(), store.Page{Last: last, N: 1000})
+		if err != nil {
+			return nil, err
+		}
+		for _, repo := range batch {
+			if reg.mayPull(r, repo) {
+				out = append(out, repo)
+				if p.N >= 0 && len(out) == p.N {
+					return out, nil
+				}
+			}
+		}
+		if len(batch) < 1000 {
+			break
+		}
+		last = batch[len(batch)-1]
+	}
+	return out, nil
 }
 
 // referrers answers the OCI 1.1 referrers API. It never answers 404: an

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 
@@ -47,6 +48,7 @@ func (reg *Registry) getManifest(w http.ResponseWriter, r *http.Request, repo, r
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(m.Content)
+		reg.emit(r, nil, Event{Action: "pull", Repository: repo, Reference: refStr, Digest: m.Digest})
 	}
 	return nil
 }
@@ -111,6 +113,8 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, repo, r
 	}
 	h.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)
+	reg.emit(r, nil, Event{Action: "push", Repository: repo, Reference: refStr, Digest: d,
+		Detail: strings.Join(tags, ",")})
 	return nil
 }
 
@@ -167,5 +171,10 @@ func (reg *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, repo
 	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
+	e := Event{Action: "delete", Repository: repo, Reference: refStr}
+	if ref.IsDigest() {
+		e.Digest = ref.Digest
+	}
+	reg.emit(r, nil, e)
 	return nil
 }

@@ -5,6 +5,7 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,11 @@ type Options struct {
 	// some platforms). The config blob is always required. Off by default:
 	// a trusted registry holds everything its tags name.
 	AllowSparse bool
+	// Authorizer authenticates and authorizes requests; nil serves everyone.
+	Authorizer Authorizer
+	// OnEvent receives auditable operations (pushes, manifest pulls,
+	// deletes, denials). It must not block.
+	OnEvent func(context.Context, Event)
 	// Now overrides the clock for tests.
 	Now func() time.Time
 }
@@ -143,7 +149,11 @@ func (reg *Registry) serveRecovered(w *recorder, r *http.Request, rt route) (api
 			apiErr = &Error{Status: w.status, Code: "UNKNOWN", Message: "handler panic after the response started"}
 		}
 	}()
-	return reg.dispatch(w, r, rt)
+	ar, err := reg.authorize(w, r, rt)
+	if err != nil {
+		return writeError(w, r, err)
+	}
+	return reg.dispatch(w, ar, rt)
 }
 
 // dispatch routes a parsed request. Handlers return errors instead of writing

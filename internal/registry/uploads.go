@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -83,13 +84,31 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, repo st
 	return uploadAccepted(w, http.StatusAccepted, repo, u)
 }
 
-// mount links an existing blob into repo. With from it must be readable
-// there; without from (the spec's anonymous mount) any copy the registry
-// holds will do.
+// mount links an existing blob into repo (the caller has push there). With
+// from the blob must be in from and the caller must be allowed to pull from
+// it; without from (the spec's anonymous mount) it must be in some
+// repository the caller may pull from. Otherwise a mount would let anyone
+// who knows a digest copy content they cannot read. A refused mount is not
+// an error: the client falls back to uploading.
 func (reg *Registry) mount(r *http.Request, repo string, d digest.Digest, from string) (bool, error) {
 	ctx := r.Context()
+	if from == "" && reg.opts.Authorizer != nil {
+		repos, err := reg.meta.BlobRepositories(ctx, d)
+		if err != nil {
+			return false, err
+		}
+		for _, candidate := range repos {
+			if reg.mayPull(r, candidate) {
+				from = candidate
+				break
+			}
+		}
+		if from == "" {
+			return false, nil
+		}
+	}
 	if from != "" {
-		if oci.ValidateRepository(from) != nil {
+		if oci.ValidateRepository(from) != nil || !reg.mayPull(r, from) {
 			return false, nil
 		}
 		if _, err := reg.meta.RepoBlob(ctx, from, d); err != nil {
@@ -180,7 +199,9 @@ func contentRange(s string) (start, end int64, err error) {
 	}
 	start, err1 := strconv.ParseInt(a, 10, 64)
 	end, err2 := strconv.ParseInt(b, 10, 64)
-	if err1 != nil || err2 != nil || start < 0 || end < start {
+	// end-start+1 must fit in an int64: "0-9223372036854775807" would
+	// overflow to a negative length that disables the length checks.
+	if err1 != nil || err2 != nil || start < 0 || end < start || end-start == math.MaxInt64 {
 		return 0, 0, fmt.Errorf("malformed Content-Range %q", s)
 	}
 	return start, end, nil
