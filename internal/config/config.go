@@ -35,6 +35,36 @@ type Config struct {
 	// content.
 	AllowSparseManifests bool `yaml:"allow_sparse_manifests"`
 	GC                   GC   `yaml:"gc"`
+	TLS                  TLS  `yaml:"tls"`
+	// InsecureHTTP allows plain HTTP on a non-loopback address.
+	InsecureHTTP bool `yaml:"insecure_http"`
+	Auth         Auth `yaml:"auth"`
+}
+
+// TLS configures HTTPS.
+type TLS struct {
+	// Mode is off, files (Cert and Key), or auto (a local CA and server
+	// certificate kept in the data directory).
+	Mode string `yaml:"mode"`
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Auth configures accounts and the token service.
+type Auth struct {
+	// Enabled requires a token for every registry request (anonymous pulls
+	// only where AnonymousPull allows). Off serves everyone.
+	Enabled bool `yaml:"enabled"`
+	// Service is the token audience and the service name clients request.
+	Service string `yaml:"service"`
+	// Realm is the token endpoint URL advertised to clients; empty derives it
+	// from each request's scheme and Host.
+	Realm string `yaml:"realm"`
+	// TokenTTL is the lifetime of issued access tokens.
+	TokenTTL Duration `yaml:"token_ttl"`
+	// AnonymousPull lists repository globs anyone may pull without
+	// credentials (e.g. "public/*").
+	AnonymousPull []string `yaml:"anonymous_pull"`
 }
 
 // Log configures logging.
@@ -104,6 +134,12 @@ func Default() Config {
 			Grace:        Duration(time.Hour),
 			UploadExpiry: Duration(24 * time.Hour),
 		},
+		TLS: TLS{Mode: "off"},
+		Auth: Auth{
+			Enabled:  true,
+			Service:  "bulwark",
+			TokenTTL: Duration(5 * time.Minute),
+		},
 	}
 }
 
@@ -156,6 +192,21 @@ func (c *Config) Validate() error {
 	case "auto", "json", "text":
 	default:
 		return fmt.Errorf("config: log.format %q is not one of auto, json, text", c.Log.Format)
+	}
+	switch c.TLS.Mode {
+	case "off", "auto":
+	case "files":
+		if c.TLS.Cert == "" || c.TLS.Key == "" {
+			return errors.New("config: tls.mode files needs tls.cert and tls.key")
+		}
+	default:
+		return fmt.Errorf("config: tls.mode %q is not one of off, files, auto", c.TLS.Mode)
+	}
+	if c.Auth.Enabled && c.Auth.Service == "" {
+		return errors.New("config: auth.service must not be empty")
+	}
+	if c.Auth.TokenTTL <= 0 || time.Duration(c.Auth.TokenTTL) > 24*time.Hour {
+		return errors.New("config: auth.token_ttl must be between 1s and 24h")
 	}
 	if c.MaxBlobSize < 0 {
 		return errors.New("config: max_blob_size must not be negative")
@@ -210,6 +261,17 @@ func setValue(v reflect.Value, s string) error {
 		return nil
 	}
 	switch v.Kind() {
+	case reflect.Slice:
+		if v.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("unsupported slice of %s", v.Type().Elem().Kind())
+		}
+		var items []string
+		for _, it := range strings.Split(s, ",") {
+			if it = strings.TrimSpace(it); it != "" {
+				items = append(items, it)
+			}
+		}
+		v.Set(reflect.ValueOf(items))
 	case reflect.String:
 		v.SetString(s)
 	case reflect.Int, reflect.Int64:

@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -34,9 +35,11 @@ func TestDefault(t *testing.T) {
 			Grace:        config.Duration(time.Hour),
 			UploadExpiry: config.Duration(24 * time.Hour),
 		},
+		TLS:  config.TLS{Mode: "off"},
+		Auth: config.Auth{Enabled: true, Service: "bulwark", TokenTTL: config.Duration(5 * time.Minute)},
 	}
 	got := config.Default()
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Default() = %+v\nwant        %+v", got, want)
 	}
 	if err := got.Validate(); err != nil {
@@ -47,7 +50,7 @@ func TestDefault(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load(\"\", nil) = %v", err)
 	}
-	if loaded != want {
+	if !reflect.DeepEqual(loaded, want) {
 		t.Errorf("Load(\"\", nil) = %+v, want defaults", loaded)
 	}
 }
@@ -65,6 +68,17 @@ gc:
   interval: 90s
   grace: 7d
   upload_expiry: 1h
+tls:
+  mode: files
+  cert: /etc/bulwark/tls.crt
+  key: /etc/bulwark/tls.key
+insecure_http: true
+auth:
+  enabled: false
+  service: registry.example
+  realm: https://registry.example/token
+  token_ttl: 10m
+  anonymous_pull: ["public/*", "mirror/**"]
 `)
 	got, err := config.Load(p, nil)
 	if err != nil {
@@ -81,8 +95,12 @@ gc:
 			Grace:        config.Duration(7 * 24 * time.Hour),
 			UploadExpiry: config.Duration(time.Hour),
 		},
+		TLS:          config.TLS{Mode: "files", Cert: "/etc/bulwark/tls.crt", Key: "/etc/bulwark/tls.key"},
+		InsecureHTTP: true,
+		Auth: config.Auth{Enabled: false, Service: "registry.example", Realm: "https://registry.example/token",
+			TokenTTL: config.Duration(10 * time.Minute), AnonymousPull: []string{"public/*", "mirror/**"}},
 	}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load = %+v\nwant   %+v", got, want)
 	}
 }
@@ -95,7 +113,7 @@ func TestLoadPartialFileKeepsOtherDefaults(t *testing.T) {
 	}
 	want := config.Default()
 	want.GC.Grace = config.Duration(2 * time.Hour)
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load = %+v, want %+v", got, want)
 	}
 }
@@ -107,7 +125,7 @@ func TestLoadEmptyFile(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Load(%q) = %v", content, err)
 			}
-			if got != config.Default() {
+			if !reflect.DeepEqual(got, config.Default()) {
 				t.Errorf("Load(%q) = %+v, want defaults", content, got)
 			}
 		})
@@ -278,7 +296,7 @@ func TestEnvOverrides(t *testing.T) {
 			}
 			want := config.Default()
 			tt.want(&want)
-			if got != want {
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("Load with %s = %+v\nwant %+v", tt.env, got, want)
 			}
 		})
@@ -344,7 +362,7 @@ gc:
 	want.AllowSparseManifests = true                    // env beats default
 	want.GC.Interval = config.Duration(5 * time.Minute) // env beats file
 	want.GC.Grace = config.Duration(3 * time.Hour)      // file beats default
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load = %+v\nwant   %+v", got, want)
 	}
 
@@ -404,5 +422,28 @@ func TestValidate(t *testing.T) {
 				t.Errorf("Validate() = %q, want it to mention %q", err, tt.wantMsg)
 			}
 		})
+	}
+}
+
+func TestEnvListAndTLSValidation(t *testing.T) {
+	got, err := config.Load("", []string{"BULWARK_AUTH_ANONYMOUS_PULL= public/* , mirror/** ,", "BULWARK_TLS_MODE=auto"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"public/*", "mirror/**"}; !reflect.DeepEqual(got.Auth.AnonymousPull, want) {
+		t.Fatalf("anonymous_pull from env = %q, want %q", got.Auth.AnonymousPull, want)
+	}
+	if got.TLS.Mode != "auto" {
+		t.Fatalf("tls.mode = %q", got.TLS.Mode)
+	}
+	for _, env := range [][]string{
+		{"BULWARK_TLS_MODE=files"},     // no cert and key
+		{"BULWARK_TLS_MODE=sometimes"}, // unknown mode
+		{"BULWARK_AUTH_TOKEN_TTL=48h"}, // too long
+		{"BULWARK_AUTH_SERVICE="},      // empty service with auth on
+	} {
+		if _, err := config.Load("", env); err == nil {
+			t.Errorf("Load with %v succeeded, want an error", env)
+		}
 	}
 }
