@@ -58,6 +58,8 @@ type Registry struct {
 	digests *keyLocks
 	// uploads serialises requests on one upload session.
 	uploads *keyLocks
+	// instance tells this process's upload sessions from a previous one's.
+	instance string
 }
 
 // New returns a Registry serving content from blobs and meta.
@@ -79,7 +81,7 @@ func New(blobs store.Blobs, meta store.Meta, opts Options) *Registry {
 	}
 	return &Registry{
 		blobs: blobs, meta: meta, log: opts.Logger, metrics: opts.Metrics, opts: opts, now: opts.Now,
-		digests: newKeyLocks(), uploads: newKeyLocks(),
+		digests: newKeyLocks(), uploads: newKeyLocks(), instance: newUploadID(),
 	}
 }
 

@@ -77,7 +77,7 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, repo st
 		}
 		return reg.monolithic(w, r, repo, d)
 	}
-	u := &store.Upload{ID: newUploadID(), Repository: repo}
+	u := &store.Upload{ID: newUploadID(), Repository: repo, Instance: reg.instance}
 	if err := reg.meta.CreateUpload(r.Context(), u); err != nil {
 		return err
 	}
@@ -277,7 +277,9 @@ func (reg *Registry) finishUpload(w http.ResponseWriter, r *http.Request, repo, 
 		return err
 	}
 	got := digest.Digest("")
-	if d.Algorithm() == digest.SHA256 {
+	// The incremental hash is trusted only for sessions this process
+	// started: after a crash the data may not match the saved state.
+	if d.Algorithm() == digest.SHA256 && u.Instance == reg.instance {
 		h, err := restoreHash(u.HashState)
 		if err != nil {
 			return err

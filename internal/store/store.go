@@ -95,8 +95,12 @@ type Upload struct {
 	Repository string
 	Offset     int64  // bytes received so far
 	HashState  []byte // marshalled sha256 state of those bytes
-	Started    time.Time
-	Updated    time.Time
+	// Instance identifies the registry process that created the session.
+	// Upload data is not fsynced between requests, so after a restart the
+	// saved hash state is not trusted: the data is re-hashed at the end.
+	Instance string
+	Started  time.Time
+	Updated  time.Time
 }
 
 // ManifestRecord is a stored manifest: its bytes and what the registry derived
@@ -136,8 +140,9 @@ type Meta interface {
 	// PutBlob records committed content of the given size and links it into
 	// repo (creating the repository), refreshing its GC grace clock.
 	PutBlob(ctx context.Context, repo string, d digest.Digest, size int64) error
-	// CompleteUpload is PutBlob plus the deletion of upload session id, in
-	// one transaction, so a committed upload never lingers as a session.
+	// CompleteUpload is PutBlob followed by the deletion of upload session
+	// id. The blob record is durable first; a crash between the two leaves a
+	// stale session that expires like any abandoned one.
 	CompleteUpload(ctx context.Context, id, repo string, d digest.Digest, size int64) error
 	// LinkBlob links content that the store already knows into repo and
 	// returns its size; ErrBlobUnknown if the content is unknown.

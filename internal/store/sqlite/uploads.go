@@ -15,8 +15,8 @@ func (db *DB) CreateUpload(ctx context.Context, u *store.Upload) error {
 	now := db.now()
 	u.Started, u.Updated = now, now
 	_, err := db.up.ExecContext(ctx,
-		`INSERT INTO uploads(id, repository, offset, hash_state, started, updated) VALUES (?, ?, ?, ?, ?, ?)`,
-		u.ID, u.Repository, u.Offset, u.HashState, now.UnixNano(), now.UnixNano())
+		`INSERT INTO uploads(id, repository, offset, hash_state, instance, started, updated) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.Repository, u.Offset, u.HashState, u.Instance, now.UnixNano(), now.UnixNano())
 	return err
 }
 
@@ -27,8 +27,8 @@ func (db *DB) Upload(ctx context.Context, id string) (*store.Upload, error) {
 		started, updated int64
 	)
 	err := db.up.QueryRowContext(ctx,
-		`SELECT id, repository, offset, hash_state, started, updated FROM uploads WHERE id = ?`, id).
-		Scan(&u.ID, &u.Repository, &u.Offset, &u.HashState, &started, &updated)
+		`SELECT id, repository, offset, hash_state, instance, started, updated FROM uploads WHERE id = ?`, id).
+		Scan(&u.ID, &u.Repository, &u.Offset, &u.HashState, &u.Instance, &started, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %s", store.ErrUploadUnknown, id)
 	}

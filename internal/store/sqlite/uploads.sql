@@ -7,6 +7,7 @@ CREATE TABLE IF NOT EXISTS uploads (
 	repository TEXT NOT NULL,
 	offset     INTEGER NOT NULL,
 	hash_state BLOB,
+	instance   TEXT NOT NULL DEFAULT '',
 	started    INTEGER NOT NULL,
 	updated    INTEGER NOT NULL
 ) WITHOUT ROWID;
