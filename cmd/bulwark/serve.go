@@ -12,8 +12,11 @@ import (
 
 func newServeCmd() *cobra.Command {
 	var (
-		cf   configFlags
-		addr string
+		cf              configFlags
+		addr            string
+		tlsMode         string
+		tlsCert, tlsKey string
+		insecureHTTP    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -29,6 +32,8 @@ Endpoints: /v2/ (the registry), /healthz, /metrics (Prometheus), and on
 loopback only /admin/v1/gc and /admin/v1/fsck.`,
 		Example: `  bulwark serve
   bulwark serve --addr 127.0.0.1:5001 --data /srv/bulwark
+  bulwark serve --addr 0.0.0.0:5000 --tls auto
+  bulwark serve --addr 0.0.0.0:443 --tls-cert /etc/bulwark/tls.crt --tls-key /etc/bulwark/tls.key
   BULWARK_GC_INTERVAL=15m bulwark serve --config bulwark.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -38,6 +43,18 @@ loopback only /admin/v1/gc and /admin/v1/fsck.`,
 			}
 			if cmd.Flags().Changed("addr") {
 				cfg.Addr = addr
+			}
+			if cmd.Flags().Changed("tls") {
+				cfg.TLS.Mode = tlsMode
+			}
+			if cmd.Flags().Changed("tls-cert") || cmd.Flags().Changed("tls-key") {
+				cfg.TLS.Mode, cfg.TLS.Cert, cfg.TLS.Key = "files", tlsCert, tlsKey
+			}
+			if cmd.Flags().Changed("insecure-http") {
+				cfg.InsecureHTTP = insecureHTTP
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
 			}
 			log := newLogger(cfg.Log)
 			ctx := cmd.Context()
@@ -50,11 +67,18 @@ loopback only /admin/v1/gc and /admin/v1/fsck.`,
 			if err != nil {
 				return fmt.Errorf("listen: %w", err)
 			}
-			log.Info("bulwark serving", "addr", ln.Addr().String(), "data", cfg.Data, "version", version)
+			if srv.TrustHelp != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), srv.TrustHelp)
+			}
+			log.Info("bulwark serving", "addr", ln.Addr().String(), "tls", srv.TLS(), "data", cfg.Data, "version", version)
 			return srv.Serve(ctx, ln, 30*time.Second)
 		},
 	}
 	cf.register(cmd)
 	cmd.Flags().StringVar(&addr, "addr", "", `listen address (default "127.0.0.1:5000", env BULWARK_ADDR)`)
+	cmd.Flags().StringVar(&tlsMode, "tls", "", `"auto": serve HTTPS with a local CA and certificate kept in DATA/tls (prints how to trust it); "off": plain HTTP`)
+	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM, leaf first)")
+	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "private key for --tls-cert (PEM)")
+	cmd.Flags().BoolVar(&insecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address (credentials would cross the network in clear)")
 	return cmd
 }

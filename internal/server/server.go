@@ -5,12 +5,15 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,12 +34,19 @@ type Server struct {
 	data     *Data
 	registry *registry.Registry
 	handler  http.Handler
+	tls      *tls.Config // nil: plain HTTP
+	// TrustHelp, with --tls auto, tells users how to trust the local CA.
+	TrustHelp string
 	// gcMu keeps scheduled and requested GC runs from overlapping.
 	gcMu sync.Mutex
 }
 
 // New opens the data directory and builds the server. Close releases it.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	tlsCfg, trustHelp, err := setupTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
 	data, err := OpenData(ctx, cfg.Data)
 	if err != nil {
 		return nil, err
@@ -51,7 +61,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		UploadExpiry: time.Duration(cfg.GC.UploadExpiry),
 		GCGrace:      time.Duration(cfg.GC.Grace),
 	})
-	s := &Server{cfg: cfg, log: log, data: data, registry: reg}
+	s := &Server{cfg: cfg, log: log, data: data, registry: reg, tls: tlsCfg, TrustHelp: trustHelp}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", s.healthz)
@@ -95,7 +105,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 		wg.Go(func() { s.gcLoop(gcCtx, iv) })
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if s.tls != nil {
+			srv.TLSConfig = s.tls
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	var err error
 	select {
 	case err = <-errc:
@@ -110,6 +127,48 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 		err = nil
 	}
 	return err
+}
+
+// TLS reports whether the server serves HTTPS.
+func (s *Server) TLS() bool { return s.tls != nil }
+
+// setupTLS applies tls.mode, and refuses plain HTTP beyond loopback unless
+// insecure_http says the operator knows.
+func setupTLS(cfg config.Config) (*tls.Config, string, error) {
+	switch cfg.TLS.Mode {
+	case TLSAuto:
+		a, err := EnsureAutoTLS(filepath.Join(cfg.Data, "tls"), cfg.Addr, time.Now())
+		if err != nil {
+			return nil, "", err
+		}
+		c, err := TLSConfig(a.ServerCert, a.ServerKey)
+		if err != nil {
+			return nil, "", err
+		}
+		return c, TrustInstructions(a.CACert, advertisedHostPort(cfg.Addr)), nil
+	case TLSFiles:
+		c, err := TLSConfig(cfg.TLS.Cert, cfg.TLS.Key)
+		return c, "", err
+	}
+	if !IsLoopback(cfg.Addr) && !cfg.InsecureHTTP {
+		return nil, "", fmt.Errorf("%w: %s", ErrPlainHTTPExposed, cfg.Addr)
+	}
+	return nil, "", nil
+}
+
+// advertisedHostPort is how clients reach a listen address: an unspecified
+// host (":5000", "0.0.0.0:5000") becomes this machine's name.
+func advertisedHostPort(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if hn, err := os.Hostname(); err == nil {
+			host = hn
+		}
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func (s *Server) gcLoop(ctx context.Context, every time.Duration) {

@@ -47,7 +47,7 @@ func IsLoopback(addr string) bool {
 // AutoTLS is the result of preparing the --tls auto certificates.
 type AutoTLS struct {
 	CACert, ServerCert, ServerKey string // file paths
-	Created                        bool   // the CA was created now
+	Created                       bool   // the CA was created now
 }
 
 // EnsureAutoTLS makes (once) a local CA and (when missing, expiring within
