@@ -16,7 +16,12 @@
 #                           because by default bulwark refuses manifests whose
 #                           blobs are absent (MANIFEST_BLOB_UNKNOWN);
 #                           sparse: bulwark with allow_sparse_manifests and
-#                           every toggle on, OCI_DATA_SPARSE included
+#                           every toggle on, OCI_DATA_SPARSE included;
+#                           auth: bulwark with authentication on (its
+#                           default), the suite logging in as the bootstrap
+#                           administrator (OCI_USERNAME/OCI_PASSWORD), every
+#                           toggle on except OCI_DATA_SPARSE.
+#                           default and sparse run with --auth=false.
 #   CONFORMANCE_ONLY_FOCUS  run only the cases whose name starts with this
 #                           prefix (OCI_FILTER_TEST), e.g.
 #                           "OCI Conformance Test/sha256 blobs"
@@ -37,9 +42,9 @@ cd "$root"
 target=${CONFORMANCE_TARGET:-bulwark}
 profile=${CONFORMANCE_PROFILE:-default}
 case $profile in
-default | sparse) ;;
+default | sparse | auth) ;;
 *)
-	echo "conformance.sh: CONFORMANCE_PROFILE must be default or sparse, not '$profile'" >&2
+	echo "conformance.sh: CONFORMANCE_PROFILE must be default, sparse or auth, not '$profile'" >&2
 	exit 2
 	;;
 esac
@@ -59,6 +64,8 @@ cache_dir=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/bulwark-ci/conformance
 conf_bin=$cache_dir/conformance-$conf_version
 
 work=$(mktemp -d -t bulwark-conformance.XXXXXX)
+# The auth profile's administrator password: random per run.
+admin_password=conformance-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 server_pid=""
 summary_printed=false
 
@@ -139,10 +146,11 @@ start_server() { # port
 	rm -rf "$data"
 	mkdir -p "$data"
 	if [[ $target == bulwark ]]; then
-		local sparse=false
+		local sparse=false auth=false
 		[[ $profile == sparse ]] && sparse=true
-		BULWARK_ALLOW_SPARSE_MANIFESTS=$sparse \
-			"$BULWARK_BIN" serve --addr "127.0.0.1:$port" --data "$data" >>"$server_log" 2>&1 </dev/null &
+		[[ $profile == auth ]] && auth=true
+		BULWARK_ALLOW_SPARSE_MANIFESTS=$sparse BULWARK_ADMIN_PASSWORD=$admin_password \
+			"$BULWARK_BIN" serve --auth="$auth" --addr "127.0.0.1:$port" --data "$data" >>"$server_log" 2>&1 </dev/null &
 	else
 		cat >"$work/registry.yml" <<-EOF
 			version: 0.1
@@ -217,6 +225,9 @@ set +e
 		export "OCI_DATA_$t=true"
 	done
 	[[ $profile == sparse ]] || export OCI_DATA_SPARSE=false
+	if [[ $profile == auth ]]; then
+		export OCI_USERNAME=admin OCI_PASSWORD=$admin_password
+	fi
 	exec timeout --kill-after=30 "${CONFORMANCE_TIMEOUT:-300}" "$conf_bin"
 ) >"$RESULTS_DIR/conformance.log" 2>"$RESULTS_DIR/conformance.stderr.log" </dev/null
 suite_rc=$?

@@ -138,11 +138,12 @@ conformance_line=""
 if [[ ${TEST_SKIP_CONFORMANCE:-} == 1 ]]; then
 	step "conformance: skipped (TEST_SKIP_CONFORMANCE=1)"
 else
-	# Two passes (see CONFORMANCE_PROFILE in conformance.sh): bulwark's
-	# default configuration with every toggle but sparse manifests, which it
-	# refuses by design, then allow_sparse_manifests with every toggle.
+	# Three passes (see CONFORMANCE_PROFILE in conformance.sh): the registry
+	# without authentication, every toggle but sparse manifests (which it
+	# refuses by design); with allow_sparse_manifests and every toggle; and
+	# with authentication on, the suite logged in.
 	total_pass=0 total_fail=0
-	for profile in default sparse; do
+	for profile in default sparse auth; do
 		label=conformance-$profile
 		step "conformance, $profile profile (scripts/conformance.sh)"
 		set +e

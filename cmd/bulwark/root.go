@@ -26,7 +26,7 @@ Then push to it with any OCI client, e.g.
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newGCCmd(), newFsckCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newAdminCmd(), newAuditCmd(), newGCCmd(), newFsckCmd(), newVersionCmd())
 	return root
 }
 

@@ -17,6 +17,7 @@ func newServeCmd() *cobra.Command {
 		tlsMode         string
 		tlsCert, tlsKey string
 		insecureHTTP    bool
+		authEnabled     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -28,8 +29,16 @@ under ./bulwark-data. Settings come from, in increasing precedence: built-in
 defaults, the --config YAML file, BULWARK_* environment variables
 (BULWARK_ADDR, BULWARK_DATA, BULWARK_GC_INTERVAL, ...), and flags.
 
-Endpoints: /v2/ (the registry), /healthz, /metrics (Prometheus), and on
-loopback only /admin/v1/gc and /admin/v1/fsck.`,
+Access is denied by default: clients log in (docker login, skopeo --creds)
+and get short-lived tokens from /token. The first start on an empty data
+directory creates the administrator "admin" and prints its one-time password
+(or takes it from BULWARK_ADMIN_PASSWORD). Create robot accounts for CI and
+hosts with 'bulwark admin robot create'; allow anonymous pulls of some
+repositories with auth.anonymous_pull in the config file.
+
+Endpoints: /v2/ (the registry), /token (Docker token service), /healthz,
+/metrics (Prometheus), and for administrators /admin/v1/ (accounts, audit,
+gc, fsck).`,
 		Example: `  bulwark serve
   bulwark serve --addr 127.0.0.1:5001 --data /srv/bulwark
   bulwark serve --addr 0.0.0.0:5000 --tls auto
@@ -50,6 +59,9 @@ loopback only /admin/v1/gc and /admin/v1/fsck.`,
 			if cmd.Flags().Changed("tls-cert") || cmd.Flags().Changed("tls-key") {
 				cfg.TLS.Mode, cfg.TLS.Cert, cfg.TLS.Key = "files", tlsCert, tlsKey
 			}
+			if cmd.Flags().Changed("auth") {
+				cfg.Auth.Enabled = authEnabled
+			}
 			if cmd.Flags().Changed("insecure-http") {
 				cfg.InsecureHTTP = insecureHTTP
 			}
@@ -67,6 +79,11 @@ loopback only /admin/v1/gc and /admin/v1/fsck.`,
 			if err != nil {
 				return fmt.Errorf("listen: %w", err)
 			}
+			if b := srv.Bootstrap; b.Created && b.Password != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Created the administrator account \"admin\" with the one-time password:\n\n    %s\n\nLog in with it (docker login / skopeo --creds admin:PASSWORD) and change it with\n'bulwark admin user passwd admin --password-stdin'. It is not shown again.\n", b.Password)
+			} else if b.Created {
+				fmt.Fprintln(cmd.ErrOrStderr(), `Created the administrator account "admin" with the password from BULWARK_ADMIN_PASSWORD.`)
+			}
 			if srv.TrustHelp != "" {
 				fmt.Fprintln(cmd.ErrOrStderr(), srv.TrustHelp)
 			}
@@ -79,6 +96,7 @@ loopback only /admin/v1/gc and /admin/v1/fsck.`,
 	cmd.Flags().StringVar(&tlsMode, "tls", "", `"auto": serve HTTPS with a local CA and certificate kept in DATA/tls (prints how to trust it); "off": plain HTTP`)
 	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM, leaf first)")
 	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "private key for --tls-cert (PEM)")
+	cmd.Flags().BoolVar(&authEnabled, "auth", true, "require credentials (Docker token auth); --auth=false serves everyone, for a private loopback registry or tests")
 	cmd.Flags().BoolVar(&insecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address (credentials would cross the network in clear)")
 	return cmd
 }

@@ -30,10 +30,14 @@ type Caller interface {
 	Name() string
 	// Kind is "user", "robot" or "anonymous".
 	Kind() string
-	// Can reports whether the caller may do action ("pull", "push",
-	// "delete", or "*" for registry:catalog) on the named resource of typ
-	// ("repository" or "registry").
+	// Can reports whether the caller's credentials for this request allow
+	// action ("pull", "push", "delete", or "*" for registry:catalog) on the
+	// named resource of typ ("repository" or "registry").
 	Can(typ, name, action string) bool
+	// MayPull reports whether the caller's account may pull from repo at
+	// all, whatever this request's token covers. The catalog and anonymous
+	// mounts ask about repositories no token names.
+	MayPull(ctx context.Context, repo string) bool
 }
 
 // Event is an auditable registry operation, reported to Options.OnEvent.
@@ -123,13 +127,14 @@ func (reg *Registry) authorize(w http.ResponseWriter, r *http.Request, rt route)
 	return r.WithContext(context.WithValue(r.Context(), callerKey{}, caller)), nil
 }
 
-// mayPull reports whether the request's caller may pull from repo.
+// mayPull reports whether the request's caller may pull from repo: by this
+// request's token, or else by its account's permissions.
 func (reg *Registry) mayPull(r *http.Request, repo string) bool {
 	if reg.opts.Authorizer == nil {
 		return true
 	}
 	c := callerFrom(r.Context())
-	return c != nil && c.Can("repository", repo, "pull")
+	return c != nil && (c.Can("repository", repo, "pull") || c.MayPull(r.Context(), repo))
 }
 
 // emit reports an auditable event.

@@ -38,6 +38,12 @@ func (c *permCaller) Can(typ, name, action string) bool {
 	return c.perms[typ+":"+name+":"+action]
 }
 
+// MayPull answers from the same permissions: in this fake, the token is
+// the whole account.
+func (c *permCaller) MayPull(_ context.Context, repo string) bool {
+	return c.perms["repository:"+repo+":pull"]
+}
+
 func (a tokenAuthorizer) Authenticate(r *http.Request) (registry.Caller, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {

@@ -23,6 +23,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/bulwark-dev/bulwark/internal/audit"
+	"github.com/bulwark-dev/bulwark/internal/auth"
 	"github.com/bulwark-dev/bulwark/internal/config"
 	"github.com/bulwark-dev/bulwark/internal/registry"
 )
@@ -35,8 +37,11 @@ type Server struct {
 	registry *registry.Registry
 	handler  http.Handler
 	tls      *tls.Config // nil: plain HTTP
+	sec      *security
 	// TrustHelp, with --tls auto, tells users how to trust the local CA.
 	TrustHelp string
+	// Bootstrap reports the administrator created on first start.
+	Bootstrap Bootstrap
 	// gcMu keeps scheduled and requested GC runs from overlapping.
 	gcMu sync.Mutex
 }
@@ -51,22 +56,41 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if err != nil {
 		return nil, err
 	}
+	sec, boot, err := openSecurity(ctx, cfg, log, AdminPasswordFromEnv())
+	if err != nil {
+		data.Close()
+		return nil, err
+	}
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg := data.Registry(registry.Options{
+	opts := registry.Options{
 		Logger:       log,
 		Metrics:      registry.NewMetrics(promReg),
 		MaxBlobSize:  cfg.MaxBlobSize,
 		AllowSparse:  cfg.AllowSparseManifests,
 		UploadExpiry: time.Duration(cfg.GC.UploadExpiry),
 		GCGrace:      time.Duration(cfg.GC.Grace),
-	})
-	s := &Server{cfg: cfg, log: log, data: data, registry: reg, tls: tlsCfg, TrustHelp: trustHelp}
+		OnEvent:      sec.registryEvent,
+	}
+	if cfg.Auth.Enabled {
+		opts.Authorizer = sec
+	}
+	reg := data.Registry(opts)
+	s := &Server{cfg: cfg, log: log, data: data, registry: reg, tls: tlsCfg, TrustHelp: trustHelp, sec: sec, Bootstrap: boot}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.Handle("POST /admin/v1/gc", loopbackOnly(http.HandlerFunc(s.adminGC)))
-	mux.Handle("POST /admin/v1/fsck", loopbackOnly(http.HandlerFunc(s.adminFsck)))
+	mux.Handle("POST /admin/v1/gc", sec.adminOnly(http.HandlerFunc(s.adminGC)))
+	mux.Handle("POST /admin/v1/fsck", sec.adminOnly(http.HandlerFunc(s.adminFsck)))
+	mux.Handle("/admin/v1/audit", sec.adminOnly(audit.Handler(sec.audit.Path())))
+	mux.Handle("/admin/v1/audit/", sec.adminOnly(audit.Handler(sec.audit.Path())))
+	if cfg.Auth.Enabled {
+		mux.Handle("/token", sec.service)
+		accounts := http.StripPrefix("/admin/v1", auth.AdminHandler(sec.accounts, auth.AdminOptions{OnChange: sec.adminChange}))
+		for _, p := range []string{"/admin/v1/users", "/admin/v1/users/", "/admin/v1/robots", "/admin/v1/robots/", "/admin/v1/grants"} {
+			mux.Handle(p, sec.adminOnly(accounts))
+		}
+	}
 	// /v2 requests bypass ServeMux: it would clean and redirect paths with
 	// "..", while the registry must see them raw to refuse them.
 	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -85,8 +109,8 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Registry returns the registry the server serves.
 func (s *Server) Registry() *registry.Registry { return s.registry }
 
-// Close releases the data directory.
-func (s *Server) Close() error { return s.data.Close() }
+// Close flushes the audit log and releases the data directory.
+func (s *Server) Close() error { return errors.Join(s.sec.close(), s.data.Close()) }
 
 // Serve serves on ln until ctx ends, then shuts down gracefully: in-flight
 // requests get up to grace to finish.

@@ -24,6 +24,7 @@ func newTestServer(t *testing.T) (*Server, config.Config) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Data = t.TempDir()
+	cfg.Auth.Enabled = false // these tests are about the open registry; auth_test.go covers auth
 	s, err := New(t.Context(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -83,6 +83,7 @@ type server struct {
 	dataDir string   // --data; kept across restarts, removed after the test
 	logPath string   // stdout+stderr of every run, appended
 	args    []string // extra `bulwark serve` flags
+	env     []string // extra environment, e.g. BULWARK_ADMIN_PASSWORD
 
 	mu   sync.Mutex
 	proc *proc // nil when not running
@@ -105,7 +106,21 @@ type proc struct {
 // the serve command line (e.g. for GC tuning flags).
 func startServer(t testing.TB, extraArgs ...string) *server {
 	t.Helper()
-	s := &server{dataDir: t.TempDir(), logPath: filepath.Join(t.TempDir(), "bulwark.log"), args: extraArgs}
+	// The registry-core tests run without accounts; auth tests use
+	// startAuthServer.
+	return startServerEnv(t, nil, append([]string{"--auth=false"}, extraArgs...)...)
+}
+
+// startAuthServer starts a server with authentication on (the default) and
+// the bootstrap administrator "admin" with adminPassword.
+func startAuthServer(t testing.TB, adminPassword string, extraArgs ...string) *server {
+	t.Helper()
+	return startServerEnv(t, []string{"BULWARK_ADMIN_PASSWORD=" + adminPassword}, extraArgs...)
+}
+
+func startServerEnv(t testing.TB, env []string, extraArgs ...string) *server {
+	t.Helper()
+	s := &server{dataDir: t.TempDir(), logPath: filepath.Join(t.TempDir(), "bulwark.log"), args: extraArgs, env: env}
 	t.Cleanup(func() {
 		if err := s.stop(); err != nil {
 			t.Logf("bulwark shutdown: %v", err)
@@ -164,7 +179,7 @@ func (s *server) start() error {
 	args := append([]string{"serve", "--addr", s.addr, "--data", s.dataDir}, s.args...)
 	fmt.Fprintf(log, "=== e2e: %s bulwark %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
 	cmd := exec.Command(bulwarkBin, args...)
-	cmd.Env = serverEnv()
+	cmd.Env = append(serverEnv(), s.env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	// Own process group so kill takes down anything the server spawned,
 	// as a real crash would; Pdeathsig so a test binary killed by

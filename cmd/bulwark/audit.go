@@ -1,0 +1,346 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bulwark-dev/bulwark/internal/audit"
+)
+
+// auditFlags select the log: DATA/audit.log read directly (safe while a
+// server appends to it), or a server's /admin/v1/audit endpoint.
+type auditFlags struct {
+	configFlags
+	server string
+	output string
+}
+
+func (f *auditFlags) register(cmd *cobra.Command) {
+	f.configFlags.register(cmd)
+	cmd.Flags().StringVar(&f.server, "server", "", "read through a server at this URL (e.g. https://registry.example:5000) instead of --data; sends BULWARK_TOKEN as a bearer token if set")
+	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+}
+
+func (f *auditFlags) checkOutput() error {
+	if f.output != "text" && f.output != "json" {
+		return fmt.Errorf("--output must be text or json, not %q", f.output)
+	}
+	return nil
+}
+
+// localPath is the audit log of the configured data directory. A missing
+// directory is an error (a mistyped --data must not look like an empty
+// log); a missing log in an existing directory is an empty log.
+func (f *auditFlags) localPath(cmd *cobra.Command) (string, error) {
+	cfg, err := f.load(cmd)
+	if err != nil {
+		return "", err
+	}
+	st, err := os.Stat(cfg.Data)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("data directory %s does not exist (set --data or BULWARK_DATA)", cfg.Data)
+	}
+	if err != nil {
+		return "", err
+	}
+	if !st.IsDir() {
+		return "", fmt.Errorf("data directory %s is not a directory", cfg.Data)
+	}
+	return audit.PathIn(cfg.Data), nil
+}
+
+// get fetches endpoint from the server and decodes its JSON answer.
+func (f *auditFlags) get(ctx context.Context, endpoint string, q url.Values, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	u := strings.TrimRight(f.server, "/") + endpoint
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	if tok := os.Getenv("BULWARK_TOKEN"); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("contact server: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("server answered %s: %s", resp.Status, oneLine(string(body)))
+	}
+	// A full answer is at most audit.MaxHTTPLimit events of a few hundred
+	// bytes; the bound only stops a misbehaving server.
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<30)).Decode(out); err != nil {
+		return fmt.Errorf("decode server answer: %w", err)
+	}
+	return nil
+}
+
+const auditLong = `Show the audit log: every login, token issued, manifest push, pull and
+delete, account and permission change, and every denial, with who
+(principal and kind: user, robot, anonymous, system), what (action,
+repository, reference, digest), when (UTC), from where (client address),
+the outcome (ok, denied, failed) and a short detail.
+
+The log is DATA/audit.log, one JSON object per line, appended by the server
+and by admin commands. Each entry carries a sequence number (1, 2, 3, …
+without gaps), the SHA-256 of its own canonical encoding ("hash") and the
+hash of the entry before it ("prev"), so editing, deleting, reordering or
+inserting a line breaks the chain: 'bulwark audit verify' finds and names
+the first broken line. docs/audit.md describes the format and a shell
+verifier that needs no bulwark.
+
+The chain cannot reveal entries cut from the end, or a log rewritten from
+some line on with freshly computed hashes: the rest is still a valid chain.
+For that, keep the head (the last entry's hash, printed by 'audit verify')
+somewhere the registry's host cannot change (a ticket, another machine, a
+signed commit), and later check that the log still contains it with
+'bulwark audit verify --head HASH'.
+
+--since and --until take an RFC 3339 time, a date (2006-01-02, UTC), or a
+duration back from now (90m, 24h, 7d). --limit keeps the most recent N
+matching events (0: all; a server returns at most 100000). Reading the log
+directly is safe while the server runs.`
+
+func newAuditCmd() *cobra.Command {
+	var (
+		f                 auditFlags
+		since, until      string
+		repo, who, action string
+		limit             int
+	)
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Show the tamper-evident audit log (and verify it)",
+		Long:  auditLong,
+		Example: `  bulwark audit --since 24h
+  bulwark audit --repo team/app --action push --output json
+  bulwark audit --who ci-robot --since 2026-05-01 --until 2026-05-02
+  bulwark audit --server https://registry.example:5000 --since 1h
+  bulwark audit verify
+  bulwark audit verify --head 3f7a…   # the head you recorded last time`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.checkOutput(); err != nil {
+				return err
+			}
+			if limit < 0 {
+				return fmt.Errorf("--limit must not be negative")
+			}
+			now := time.Now()
+			filter := audit.Filter{Repository: repo, Who: who, Action: action, Limit: limit}
+			var err error
+			if since != "" {
+				if filter.Since, err = audit.ParseTime(since, now); err != nil {
+					return fmt.Errorf("--since: %w", err)
+				}
+			}
+			if until != "" {
+				if filter.Until, err = audit.ParseTime(until, now); err != nil {
+					return fmt.Errorf("--until: %w", err)
+				}
+			}
+			var events []audit.Event
+			if f.server != "" {
+				q := url.Values{}
+				for k, v := range map[string]string{"since": since, "until": until, "repo": repo, "who": who, "action": action} {
+					if v != "" {
+						q.Set(k, v)
+					}
+				}
+				q.Set("limit", strconv.Itoa(limit))
+				err = f.get(cmd.Context(), "/admin/v1/audit", q, &events)
+			} else {
+				var path string
+				if path, err = f.localPath(cmd); err == nil {
+					events, err = audit.Query(cmd.Context(), path, filter)
+				}
+			}
+			if err != nil {
+				return err
+			}
+			if events == nil {
+				events = []audit.Event{}
+			}
+			if f.output == "json" {
+				return printJSON(cmd, events)
+			}
+			printEvents(cmd.OutOrStdout(), events)
+			if len(events) == 0 {
+				fmt.Fprintln(cmd.ErrOrStderr(), "no matching audit events")
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&since, "since", "", "only events at or after this time (RFC 3339, date, or duration back from now: 24h, 7d)")
+	fl.StringVar(&until, "until", "", "only events before this time (same forms as --since)")
+	fl.StringVar(&repo, "repo", "", "only events on this repository (exact name)")
+	fl.StringVar(&who, "who", "", "only events by this principal (exact name; \"anonymous\" for unauthenticated)")
+	fl.StringVar(&action, "action", "", "only this action: login, token, push, pull, delete, user.add, user.rm, robot.create, robot.rotate, robot.rm, grant, revoke")
+	fl.IntVar(&limit, "limit", audit.DefaultHTTPLimit, "show the most recent N matching events; 0 for all")
+	cmd.AddCommand(newAuditVerifyCmd())
+	return cmd
+}
+
+func newAuditVerifyCmd() *cobra.Command {
+	var (
+		f    auditFlags
+		head string
+	)
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check the audit log's hash chain",
+		Long: `Recompute every entry's hash, check that each entry links to the one before
+it and that sequence numbers run from 1 without gaps. Prints the number of
+entries verified and the head: the last entry's hash.
+
+Record the head somewhere the registry's host cannot change. Tampering in
+the middle of the log is found without it, but entries cut from the end, or
+a log rewritten from some point on with recomputed hashes, still form a
+valid chain: only '--head' with a head recorded earlier reveals them (the
+recorded entry must still be in the log; later entries are fine).
+
+Exit status: 0 when intact, 2 when tampering is found (the reason, with the
+line number, on stderr), 1 when the check could not run.`,
+		Example: `  bulwark audit verify
+  bulwark audit verify --output json | jq -r .head >> ~/bulwark-heads.txt
+  bulwark audit verify --head "$(tail -1 ~/bulwark-heads.txt)"
+  bulwark audit verify --server https://registry.example:5000`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.checkOutput(); err != nil {
+				return err
+			}
+			head = strings.TrimSpace(head)
+			var (
+				rep audit.Report
+				err error
+			)
+			if f.server != "" {
+				q := url.Values{}
+				if head != "" {
+					q.Set("head", head)
+				}
+				err = f.get(cmd.Context(), "/admin/v1/audit/verify", q, &rep)
+			} else {
+				var path string
+				if path, err = f.localPath(cmd); err == nil {
+					rep, err = audit.Verify(cmd.Context(), path, audit.VerifyOptions{Head: head})
+				}
+			}
+			if err != nil {
+				return err
+			}
+			if f.output == "json" {
+				if err := printJSON(cmd, rep); err != nil {
+					return err
+				}
+			} else {
+				printReport(cmd.OutOrStdout(), rep)
+			}
+			if !rep.OK {
+				reason := "tampering found"
+				if rep.Problem != nil {
+					reason = oneLine(rep.Problem.String())
+				}
+				return &exitError{code: 2, msg: "audit log: " + reason}
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&head, "head", "", "a head hash recorded earlier: fail unless the log still contains that entry")
+	return cmd
+}
+
+func printReport(w io.Writer, rep audit.Report) {
+	if !rep.OK {
+		fmt.Fprintf(w, "audit log NOT intact: %d entries verified before the problem (up to seq %d, hash %s)\n", rep.Entries, rep.HeadSeq, orDash(rep.Head))
+		return
+	}
+	fmt.Fprintf(w, "audit log intact: %d entries verified\nhead: %s (seq %d)\n", rep.Entries, orDash(rep.Head), rep.HeadSeq)
+	if rep.ExpectedHead != "" {
+		fmt.Fprintf(w, "recorded head %s found at seq %d\n", rep.ExpectedHead, rep.ExpectedHeadSeq)
+	}
+}
+
+// printEvents writes one aligned line per event: time, who, action,
+// target, outcome, remote, detail.
+func printEvents(w io.Writer, events []audit.Event) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, e := range events {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			e.Time.UTC().Format("2006-01-02T15:04:05.000Z"), field(e.Who), field(e.Action),
+			field(target(e)), field(e.Outcome), field(e.Remote), field(e.Detail))
+	}
+	tw.Flush()
+}
+
+// target is repo[:tag][@digest], or repo@digest when the reference is one.
+func target(e audit.Event) string {
+	s := e.Repository
+	switch {
+	case e.Reference == "":
+	case strings.Contains(e.Reference, ":"):
+		s += "@" + e.Reference
+	default:
+		s += ":" + e.Reference
+	}
+	if e.Digest != "" && e.Digest != e.Reference {
+		s += "@" + e.Digest
+	}
+	return s
+}
+
+// field makes a value safe for a terminal: names and details come from
+// clients (a failed login's user name is whatever the client sent), so
+// control and formatting characters (escape sequences, tabs that would
+// break the columns, bidirectional overrides) are shown quoted and
+// escaped.
+func field(s string) string {
+	if s == "" {
+		return "-"
+	}
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) || (unicode.IsSpace(r) && r != ' ') }) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// oneLine keeps an error message to one line, escaping what is not text.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) && r != ' ' }) >= 0 {
+		q := strconv.Quote(s)
+		return q[1 : len(q)-1]
+	}
+	return s
+}

@@ -1,0 +1,192 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Event is one audit entry. The JSON field order is part of the file format
+// (see the package documentation): do not reorder, rename or add fields
+// without a format version.
+type Event struct {
+	// Seq numbers entries from 1 without gaps; assigned by the writer.
+	Seq int64 `json:"seq"`
+	// Time is when it happened, UTC. Record sets it if zero.
+	Time time.Time `json:"time"`
+	// Who is the principal's name, or "anonymous".
+	Who string `json:"who"`
+	// Kind is KindUser, KindRobot, KindAnonymous or KindSystem.
+	Kind string `json:"kind"`
+	// Action is what was attempted, e.g. ActionPush.
+	Action     string `json:"action"`
+	Repository string `json:"repository"`
+	// Reference is the tag or digest the client named.
+	Reference string `json:"reference"`
+	// Digest is the content's digest when known.
+	Digest string `json:"digest"`
+	// Remote is the client's address.
+	Remote string `json:"remote"`
+	// Outcome is OutcomeOK, OutcomeDenied or OutcomeFailed.
+	Outcome string `json:"outcome"`
+	// Detail is a short human-readable explanation.
+	Detail string `json:"detail"`
+	// Prev is the previous entry's Hash ("" for the first); assigned by the
+	// writer.
+	Prev string `json:"prev"`
+	// Hash is the hex SHA-256 of this entry's canonical encoding; assigned
+	// by the writer.
+	Hash string `json:"hash"`
+}
+
+// Kinds of principal.
+const (
+	KindUser      = "user"
+	KindRobot     = "robot"
+	KindAnonymous = "anonymous"
+	KindSystem    = "system"
+)
+
+// Outcomes.
+const (
+	OutcomeOK     = "ok"
+	OutcomeDenied = "denied"
+	OutcomeFailed = "failed"
+)
+
+// Actions bulwark records. Action is free-form; these are the values its
+// own code writes, listed so that queries can rely on them.
+const (
+	ActionLogin       = "login"        // password or secret checked (basic auth, token endpoint)
+	ActionToken       = "token"        // a bearer token was issued
+	ActionPush        = "push"         // manifest put
+	ActionPull        = "pull"         // manifest get
+	ActionDelete      = "delete"       // manifest, tag or blob deleted
+	ActionUserAdd     = "user.add"     //
+	ActionUserRm      = "user.rm"      //
+	ActionRobotCreate = "robot.create" //
+	ActionRobotRotate = "robot.rotate" //
+	ActionRobotRm     = "robot.rm"     //
+	ActionGrant       = "grant"        // permission granted
+	ActionRevoke      = "revoke"       // permission revoked
+	// ActionRepair: a writer found an incomplete last line (a crash during
+	// a write, never acknowledged) and removed it before appending.
+	ActionRepair = "audit.repair"
+	// ActionRestart: a writer found a last line it could not decode and
+	// started a new chain after it; Verify reports that line.
+	ActionRestart = "audit.restart"
+)
+
+// SystemWho is the Who of events the log writes about itself.
+const SystemWho = "bulwark"
+
+// AnonymousWho is the Who of unauthenticated callers.
+const AnonymousWho = "anonymous"
+
+// maxField bounds each string field of a recorded event, in bytes, so that
+// a hostile client (a 1 MB user name in a failed login) cannot bloat the
+// log; longer values are cut at a UTF-8 boundary and marked.
+const maxField = 1024
+
+// maxLine bounds a line when reading. Writers never exceed it: 11 string
+// fields of maxField bytes, each byte escaped to at most 6 (\u00XX), is
+// about 68 KiB.
+const maxLine = 1 << 20
+
+// PathIn returns the audit log's path in a data directory.
+func PathIn(dataDir string) string { return filepath.Join(dataDir, "audit.log") }
+
+// canonical returns e's canonical encoding (e.Hash ignored) and its hash.
+func canonical(e Event) ([]byte, string, error) {
+	e.Hash = ""
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(b)
+	return b, hex.EncodeToString(sum[:]), nil
+}
+
+// hashSuffix ends every canonical encoding: Hash is the last field.
+var hashSuffix = []byte(`"hash":""}`)
+
+// encodeLine returns e's line (with "\n"), e.Hash filled in.
+func encodeLine(e *Event) ([]byte, error) { return appendLine(nil, e) }
+
+// appendLine appends e's line (with "\n") to dst and fills in e.Hash: the
+// canonical encoding with the hash written between the final quotes.
+func appendLine(dst []byte, e *Event) ([]byte, error) {
+	c, h, err := canonical(*e)
+	if err != nil {
+		return dst, err
+	}
+	if !bytes.HasSuffix(c, hashSuffix) {
+		// Unreachable unless Event's field order changes.
+		return dst, fmt.Errorf("audit: canonical encoding does not end with %s", hashSuffix)
+	}
+	e.Hash = h
+	dst = append(dst, c[:len(c)-2]...)
+	dst = append(dst, h...)
+	return append(dst, '"', '}', '\n'), nil
+}
+
+// normalize makes e safe and canonical to write: UTC time within JSON's
+// range, defaults for Who, Kind and Outcome, bounded fields.
+func normalize(e *Event) {
+	if e.Time.IsZero() || e.Time.Year() < 1 || e.Time.Year() > 9999 {
+		e.Time = time.Now()
+	}
+	// UTC also drops the monotonic reading; Round(0) makes that explicit.
+	e.Time = e.Time.UTC().Round(0)
+	if e.Who == "" {
+		e.Who = AnonymousWho
+		if e.Kind == "" {
+			e.Kind = KindAnonymous
+		}
+	}
+	if e.Outcome == "" {
+		e.Outcome = OutcomeOK
+	}
+	for _, p := range []*string{&e.Who, &e.Kind, &e.Action, &e.Repository, &e.Reference, &e.Digest, &e.Remote, &e.Outcome, &e.Detail} {
+		// encoding/json would escape invalid bytes as \ufffd, which decodes
+		// to a U+FFFD that re-encodes unescaped: replace them first so the
+		// canonical encoding of a decoded line is the line.
+		if !utf8.ValidString(*p) {
+			*p = strings.ToValidUTF8(*p, "\uFFFD")
+		}
+		*p = clip(*p)
+	}
+}
+
+// clip cuts s to maxField bytes at a rune boundary, marking the cut.
+func clip(s string) string {
+	if len(s) <= maxField {
+		return s
+	}
+	const mark = "…[cut]"
+	i := maxField - len(mark)
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + mark
+}
+
+// isHash reports whether s is a lowercase hex SHA-256.
+func isHash(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
