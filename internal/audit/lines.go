@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+	"time"
 )
 
 // errLineTooLong marks a line longer than maxLine; the reader skips the
@@ -89,8 +90,21 @@ func openSnapshot(ctx context.Context, path string) (io.Reader, func(), error) {
 }
 
 func sharedSize(ctx context.Context, f *os.File) (int64, error) {
-	if err := flock(ctx, f, syscall.LOCK_SH); err != nil {
-		return 0, err
+	// Poll rather than block, so a cancelled request (a client that went
+	// away) does not wait on a writer stuck holding the lock.
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			return 0, fmt.Errorf("lock audit log: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(wait):
+		}
 	}
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	st, err := f.Stat()
@@ -105,7 +119,8 @@ func sharedSize(ctx context.Context, f *os.File) (int64, error) {
 
 // flock takes a lock, retrying when a signal interrupts the wait. It blocks
 // while another process holds a conflicting lock; that process only holds
-// it for one batch (a write and an fsync).
+// it for one batch (a write and an fsync), and the kernel queues waiters
+// fairly, which polling would not.
 func flock(ctx context.Context, f *os.File, how int) error {
 	for {
 		err := syscall.Flock(int(f.Fd()), how)

@@ -467,30 +467,37 @@ func readTail(f io.ReaderAt, size int64) (tail, error) {
 	if err != nil {
 		return t, err
 	}
-	var line []byte
 	if nl < 0 && t.end-1 > maxLine {
-		t.bad = true // too long to be an entry
-	} else {
-		line = make([]byte, t.end-1-(nl+1))
-		if err := readAt(f, line, nl+1); err != nil {
+		// Too long to be an entry. Hash it in place for the new chain's
+		// prev, as for any other bad line.
+		t.bad = true
+		if nl, err = lastNewline(f, t.end-1, -1); err != nil {
 			return t, err
 		}
-		var e struct {
-			Seq  int64  `json:"seq"`
-			Hash string `json:"hash"`
+		h := sha256.New()
+		if _, err := io.Copy(h, io.NewSectionReader(f, nl+1, t.end-1-(nl+1))); err != nil {
+			return t, fmt.Errorf("read audit log tail: %w", err)
 		}
-		if json.Unmarshal(line, &e) != nil || e.Seq <= 0 || !isHash(e.Hash) {
-			t.bad = true
-		} else {
-			// Chain to what the line claims even if it was edited: Verify
-			// reports the edit there; the new entries stay verifiable.
-			t.seq, t.hash = e.Seq, e.Hash
-		}
+		t.seq, t.hash = 0, hex.EncodeToString(h.Sum(nil))
+		return t, nil
 	}
-	if t.bad {
+	line := make([]byte, t.end-1-(nl+1))
+	if err := readAt(f, line, nl+1); err != nil {
+		return t, err
+	}
+	var e struct {
+		Seq  int64  `json:"seq"`
+		Hash string `json:"hash"`
+	}
+	if json.Unmarshal(line, &e) != nil || e.Seq <= 0 || !isHash(e.Hash) {
+		t.bad = true
 		sum := sha256.Sum256(line)
 		t.seq, t.hash = 0, hex.EncodeToString(sum[:])
+		return t, nil
 	}
+	// Chain to what the line claims even if it was edited: Verify reports
+	// the edit there, and the new entries stay verifiable.
+	t.seq, t.hash = e.Seq, e.Hash
 	return t, nil
 }
 

@@ -467,3 +467,57 @@ func decode(t *testing.T, line []byte) Event {
 	}
 	return e
 }
+
+// TestWriteFailure: when the file cannot be written, Sync reports the
+// error, the writer keeps the events and retries, and Close gives up after
+// a few tries, counting what was lost.
+func TestWriteFailure(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := Open(path, Options{FlushInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.f.Close() // every write now fails with EBADF
+	l.Record(sample(0))
+	l.Record(sample(1))
+	if err := l.Sync(context.Background()); err == nil {
+		t.Fatal("Sync succeeded on a closed file")
+	}
+	time.Sleep(120 * time.Millisecond) // at least one retry on the backoff timer
+	err = l.Close()
+	st := l.Stats()
+	if err == nil || !strings.Contains(err.Error(), "2 events not written") || st.Dropped != 2 || st.WriteErrors < 3 || st.Written != 0 {
+		t.Fatalf("Close = %v, stats %+v", err, st)
+	}
+}
+
+// TestReadTail covers the writer's view of the end of the file.
+func TestReadTail(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	writeEvents(t, path, 3)
+	valid, _ := os.ReadFile(path)
+	last := decode(t, readLines(t, path)[2])
+	long := bytes.Repeat([]byte("x"), maxLine+10)
+	tests := []struct {
+		name    string
+		content []byte
+		want    tail
+	}{
+		{"empty", nil, tail{}},
+		{"valid", valid, tail{end: int64(len(valid)), seq: 3, hash: last.Hash}},
+		{"incomplete last line", append(bytes.Clone(valid), `{"seq":4`...), tail{end: int64(len(valid)), partial: 8, seq: 3, hash: last.Hash}},
+		{"only an incomplete line", []byte(`{"seq":1`), tail{end: 0, partial: 8}},
+		{"garbage last line", append(bytes.Clone(valid), "junk\n"...), tail{end: int64(len(valid)) + 5, bad: true, hash: sha256hex([]byte("junk"))}},
+		{"over-long last line", append(append(bytes.Clone(valid), long...), '\n'), tail{end: int64(len(valid)+len(long)) + 1, bad: true, hash: sha256hex(long)}},
+		{"over-long first line", append(bytes.Clone(long), '\n'), tail{end: int64(len(long)) + 1, bad: true, hash: sha256hex(long)}},
+		{"empty last line", append(bytes.Clone(valid), '\n'), tail{end: int64(len(valid)) + 1, bad: true, hash: sha256hex(nil)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := readTail(bytes.NewReader(tc.content), int64(len(tc.content)))
+			if err != nil || got != tc.want {
+				t.Fatalf("readTail = %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+}

@@ -150,8 +150,8 @@ func verifyStream(ctx context.Context, r io.Reader, opts VerifyOptions) (Report,
 	var (
 		prevSeq  int64
 		prevHash string
-		// The hash before prevHash, and whether the previous line was the
-		// start of the chain: to recognise an inserted line after the fact.
+		// The hash before prevHash: to recognise an inserted line once the
+		// line after it shows that it was skipped.
 		prevPrevHash string
 		have         *entryAt // read ahead
 	)

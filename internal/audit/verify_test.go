@@ -5,10 +5,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func sha256hex(b []byte) string {
@@ -249,4 +252,34 @@ func join(l [][]byte) []byte {
 		return nil
 	}
 	return append(bytes.Join(l, []byte("\n")), '\n')
+}
+
+// TestReadersWaitForWriters: a reader waits while a writer holds the lock
+// (mid-batch), gives up when its context ends, and reads once it is free.
+func TestReadersWaitForWriters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	writeEvents(t, path, 3)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := Verify(ctx, path, VerifyOptions{}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Verify under a held lock = %v, want deadline exceeded", err)
+	}
+	done := make(chan error)
+	go func() {
+		_, err := Query(context.Background(), path, Filter{})
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }

@@ -29,7 +29,8 @@ func TestReadmeQuickstart(t *testing.T) {
 	if !strings.Contains(block, "127.0.0.1:5000") {
 		t.Fatal("the quickstart block no longer talks to 127.0.0.1:5000; update this test")
 	}
-	s := startServer(t)
+	// The password the README tells the reader to choose.
+	s := startAuthServer(t, "correct-horse-battery")
 	script := strings.ReplaceAll(block, "127.0.0.1:5000", s.addr)
 
 	cmd := exec.CommandContext(t.Context(), "bash", "-euo", "pipefail", "-c", script)
@@ -38,7 +39,7 @@ func TestReadmeQuickstart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("quickstart failed: %v\n%s", err, out)
 	}
-	for _, want := range []string{`"v1"`, `{"name":"demo/busybox","tags":["v1"]}`} {
+	for _, want := range []string{`"v1"`, "without credentials: denied, as it should be"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("quickstart output lacks %s:\n%s", want, out)
 		}
