@@ -28,6 +28,7 @@ type security struct {
 	throttle *auth.Throttle
 	service  *auth.Service
 	audit    *audit.Log
+	tokens   *tokenCache
 	log      *slog.Logger
 	now      func() time.Time
 }
@@ -44,7 +45,7 @@ func openSecurity(ctx context.Context, cfg config.Config, log *slog.Logger, admi
 	if err != nil {
 		return nil, boot, fmt.Errorf("open audit log: %w", err)
 	}
-	s := &security{cfg: cfg.Auth, audit: al, log: log, now: time.Now}
+	s := &security{cfg: cfg.Auth, audit: al, log: log, now: time.Now, tokens: newTokenCache(10000)}
 	if !cfg.Auth.Enabled {
 		return s, boot, nil
 	}
@@ -149,9 +150,15 @@ func (s *security) Authenticate(r *http.Request) (registry.Caller, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return nil, fmt.Errorf("%w: the registry takes Bearer tokens from its token service", auth.ErrInvalidToken)
 	}
-	claims, err := s.issuer.Verify(strings.TrimSpace(token), s.now())
-	if err != nil {
-		return nil, err
+	token = strings.TrimSpace(token)
+	now := s.now()
+	claims := s.tokens.get(token, now)
+	if claims == nil {
+		var err error
+		if claims, err = s.issuer.Verify(token, now); err != nil {
+			return nil, err
+		}
+		s.tokens.put(token, claims, now)
 	}
 	return &tokenCaller{c: claims, sec: s}, nil
 }
