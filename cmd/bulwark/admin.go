@@ -296,7 +296,7 @@ to the audit log (DATA/audit.log).`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	f.register(cmd)
-	cmd.AddCommand(newAdminUserCmd(f), newAdminRobotCmd(f), newAdminGrantCmd(f), newAdminRevokeCmd(f), newAdminGrantsCmd(f))
+	cmd.AddCommand(newAdminUserCmd(f), newAdminRobotCmd(f), newAdminGrantCmd(f), newAdminRevokeCmd(f), newAdminGrantsCmd(f), newAdminKeysCmd(f))
 	return cmd
 }
 

@@ -9,7 +9,8 @@
 //   - token.go, keys.go: JWT issue and verification, signing keys in the data
 //     directory with rotation;
 //   - accounts.go: users, robots, grants in SQLite (auth.db), password and
-//     secret hashing, login throttling;
+//     secret hashing, refresh tokens; admin_http.go: the admin JSON API;
+//   - throttle.go: login throttling;
 //   - service.go: the /token HTTP endpoint.
 package auth
 

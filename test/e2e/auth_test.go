@@ -168,6 +168,53 @@ func TestSkopeoCredentialsAndGrants(t *testing.T) {
 		t.Fatalf("team/app token used on public/tool: %v %v", err, resp.Status)
 	}
 
+	// Signing-key rotation while the server runs: tokens signed before keep
+	// working until they expire, tokens signed after use the new key.
+	get := func(tok, path string) int {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.url()+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	before := srv.token(t, "reader", reader, "repository:team/app:pull")
+	srv.admin(t, "keys", "rotate")
+	time.Sleep(1200 * time.Millisecond) // the server re-reads the key directory at most once a second
+	after := srv.token(t, "reader", reader, "repository:team/app:pull")
+	if before == after {
+		t.Fatal("same token before and after rotation")
+	}
+	for name, tok := range map[string]string{"signed before rotation": before, "signed after rotation": after} {
+		if code := get(tok, "/v2/team/app/tags/list"); code != http.StatusOK {
+			t.Errorf("token %s: %d", name, code)
+		}
+	}
+	if keys := srv.admin(t, "keys", "list"); strings.Count(keys, "\n") != 2 || !strings.Contains(keys, "retired") {
+		t.Errorf("keys after one rotation:\n%s", keys)
+	}
+
+	// The admin API through the server, as an administrator only.
+	remote := func(env []string, args ...string) (string, error) {
+		return runCmd(ctx, append(serverEnv(), env...), bulwarkBin, append([]string{"admin", "--server", srv.url()}, args...)...)
+	}
+	if out, err := remote([]string{"BULWARK_PASSWORD=" + adminPassword}, "--username", "admin", "robot", "list"); err != nil || !strings.Contains(out, "reader") {
+		t.Fatalf("admin robot list via the server: %v\n%s", err, out)
+	}
+	if out, err := remote([]string{"BULWARK_PASSWORD=wrong"}, "--username", "admin", "robot", "list"); err == nil {
+		t.Fatalf("admin API with a wrong password succeeded:\n%s", out)
+	}
+	if out, err := remote([]string{"BULWARK_PASSWORD=" + ci}, "--username", "ci", "robot", "list"); err == nil {
+		t.Fatalf("admin API as a robot succeeded:\n%s", out)
+	}
+	adminTok := srv.token(t, "admin", adminPassword, "")
+	if out, err := runCmd(ctx, append(serverEnv(), "BULWARK_TOKEN="+adminTok), bulwarkBin,
+		"audit", "--server", srv.url(), "--who", "reader", "--output", "json"); err != nil || !strings.Contains(out, `"who": "reader"`) && !strings.Contains(out, `"who":"reader"`) {
+		t.Fatalf("audit via the server with an admin token: %v\n%s", err, out)
+	}
+
 	// Rotation and removal take effect immediately.
 	out := srv.admin(t, "robot", "rotate", "ci", "--output", "json")
 	var rotated struct{ Secret string }
