@@ -38,8 +38,12 @@ type serverSpec struct {
 	args func(addr string) ([]string, error)
 }
 
-// bulwarkSpec launches `BIN serve --addr ADDR --data DIR/data`.
+// bulwarkSpec launches `BIN serve --auth=false --addr ADDR --data DIR/data`.
+// Authentication is off by default to match distribution's configuration
+// (none); `--bulwark-arg=--auth=true` with --bulwark-user/--bulwark-password
+// measures it on.
 func bulwarkSpec(name, bin, dir string, extra []string) serverSpec {
+	extra = append([]string{"--auth=false"}, extra...)
 	return serverSpec{
 		name:   name,
 		note:   strings.TrimSpace(fmt.Sprintf("%s; serve --addr 127.0.0.1:<port> --data <tmp> %s", binVersion(bin, "version"), strings.Join(extra, " "))),
