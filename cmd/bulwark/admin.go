@@ -87,7 +87,7 @@ func (f *adminFlags) open(cmd *cobra.Command, mutating bool) (*adminClient, erro
 	if mutating {
 		// Opened before the change so that a change is never made that
 		// cannot be audited.
-		log, err := audit.Open(audit.PathIn(cfg.Data), audit.Options{})
+		log, err := audit.Open(audit.PathIn(cfg.Data), audit.Options{Buffer: 256}) // a few events per command
 		if err != nil {
 			accounts.Close()
 			return nil, fmt.Errorf("open audit log: %w", err)

@@ -68,7 +68,9 @@ const (
 	ActionPush        = "push"         // manifest put
 	ActionPull        = "pull"         // manifest get
 	ActionDelete      = "delete"       // manifest, tag or blob deleted
+	ActionDenied      = "denied"       // a request refused for lack of permission (registry or admin API)
 	ActionUserAdd     = "user.add"     //
+	ActionUserPasswd  = "user.passwd"  //
 	ActionUserRm      = "user.rm"      //
 	ActionRobotCreate = "robot.create" //
 	ActionRobotRotate = "robot.rotate" //
