@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -18,8 +17,6 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/bulwark-dev/bulwark/internal/registry"
-	"github.com/bulwark-dev/bulwark/internal/store/fs"
-	"github.com/bulwark-dev/bulwark/internal/store/sqlite"
 )
 
 // tokenAuthorizer maps bearer tokens to callers with fixed permissions: the
@@ -72,15 +69,7 @@ type authEnv struct {
 
 func newAuthEnv(t *testing.T, az tokenAuthorizer) *authEnv {
 	t.Helper()
-	dir := t.TempDir()
-	blobs, err := fs.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	meta, err := sqlite.Open(t.Context(), filepath.Join(dir, "meta.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	blobs, meta := openStores(t)
 	e := &authEnv{}
 	reg := registry.New(blobs, meta, registry.Options{
 		Authorizer: az,
@@ -91,7 +80,7 @@ func newAuthEnv(t *testing.T, az tokenAuthorizer) *authEnv {
 		},
 	})
 	srv := httptest.NewServer(reg)
-	t.Cleanup(func() { srv.Close(); meta.Close(); blobs.Close() })
+	t.Cleanup(srv.Close)
 	e.url = srv.URL
 	return e
 }

@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,8 +19,6 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/bulwark-dev/bulwark/internal/registry"
-	"github.com/bulwark-dev/bulwark/internal/store/fs"
-	"github.com/bulwark-dev/bulwark/internal/store/sqlite"
 )
 
 // gcEnv is a registry on real stores behind a real HTTP server.
@@ -32,22 +29,10 @@ type gcEnv struct {
 
 func newGCEnv(t testing.TB, grace time.Duration) *gcEnv {
 	t.Helper()
-	dir := t.TempDir()
-	blobs, err := fs.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	meta, err := sqlite.Open(t.Context(), filepath.Join(dir, "meta.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	blobs, meta := openStores(t)
 	reg := registry.New(blobs, meta, registry.Options{GCGrace: grace, UploadExpiry: time.Hour})
 	srv := httptest.NewServer(reg)
-	t.Cleanup(func() {
-		srv.Close()
-		meta.Close()
-		blobs.Close()
-	})
+	t.Cleanup(srv.Close)
 	return &gcEnv{reg: reg, srv: srv}
 }
 

@@ -46,7 +46,9 @@ type apiShared struct {
 // report failures on the test that called them.
 func (e *apiEnv) on(t *testing.T) *apiEnv { return &apiEnv{t: t, apiShared: e.apiShared} }
 
-func newAPIEnv(t *testing.T, opts registry.Options) *apiEnv {
+// openStores opens real stores in a fresh temporary directory, closed when
+// the test ends.
+func openStores(t testing.TB) (*fs.Store, *sqlite.DB) {
 	t.Helper()
 	dir := t.TempDir()
 	blobs, err := fs.Open(dir)
@@ -57,6 +59,13 @@ func newAPIEnv(t *testing.T, opts registry.Options) *apiEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { meta.Close(); blobs.Close() })
+	return blobs, meta
+}
+
+func newAPIEnv(t *testing.T, opts registry.Options) *apiEnv {
+	t.Helper()
+	blobs, meta := openStores(t)
 	e := &apiEnv{t: t, apiShared: &apiShared{blobs: blobs, meta: meta}}
 	e.reg = registry.New(blobs, meta, opts)
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
