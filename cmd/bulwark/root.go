@@ -16,13 +16,16 @@ func newRootCmd() *cobra.Command {
 		Long: `bulwark is an OCI registry with accounts, content trust, one policy engine,
 a hardened runner and vulnerability inventory.
 
-Start a local registry with everything kept in ./bulwark-data:
+Start a local registry with everything kept in ./bulwark-data (the first
+start creates the administrator "admin" and prints its one-time password):
 
   bulwark serve
 
-Then push to it with any OCI client, e.g.
+Give CI a robot account limited to some repositories, then push with any
+OCI client:
 
-  skopeo copy --dest-tls-verify=false oci:./layout:latest docker://127.0.0.1:5000/team/app:v1`,
+  bulwark admin robot create ci --grant 'team/*:pull,push'
+  skopeo copy --dest-tls-verify=false --dest-creds ci:SECRET oci:./layout:latest docker://127.0.0.1:5000/team/app:v1`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
