@@ -43,7 +43,7 @@ func (f *adminFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.configFile, "config", "", "YAML configuration file (keys documented in docs/configuration.md)")
 	fs.StringVar(&f.data, "data", "", `data directory (default "./bulwark-data", env BULWARK_DATA); works while the server runs`)
 	fs.StringVar(&f.server, "server", "", "manage accounts through a running server at this URL (e.g. https://registry.example:5000) instead of --data")
-	fs.StringVar(&f.username, "username", "", "with --server: log in as this admin, password from env BULWARK_PASSWORD (env BULWARK_TOKEN, a bearer token, takes precedence)")
+	fs.StringVar(&f.username, "username", "", usernameHelp)
 	fs.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 }
 
@@ -120,16 +120,12 @@ func (f *adminFlags) remote() (*adminClient, error) {
 		header: http.Header{},
 		close:  func() error { return nil },
 	}
-	switch token, password := os.Getenv("BULWARK_TOKEN"), os.Getenv("BULWARK_PASSWORD"); {
-	case token != "":
-		c.header.Set("Authorization", "Bearer "+token)
-	case f.username != "":
-		if password == "" {
-			return nil, errors.New("--username needs the password in env BULWARK_PASSWORD (or set BULWARK_TOKEN)")
-		}
-		req := http.Request{Header: http.Header{}}
-		req.SetBasicAuth(f.username, password)
-		c.header.Set("Authorization", req.Header.Get("Authorization"))
+	authz, err := serverAuthorization(f.username)
+	if err != nil {
+		return nil, err
+	}
+	if authz != "" {
+		c.header.Set("Authorization", authz)
 	}
 	return c, nil
 }

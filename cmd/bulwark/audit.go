@@ -25,13 +25,15 @@ import (
 // server appends to it), or a server's /admin/v1/audit endpoint.
 type auditFlags struct {
 	configFlags
-	server string
-	output string
+	server   string
+	username string
+	output   string
 }
 
 func (f *auditFlags) register(cmd *cobra.Command) {
 	f.configFlags.register(cmd)
-	cmd.Flags().StringVar(&f.server, "server", "", "read through a server at this URL (e.g. https://registry.example:5000) instead of --data; sends BULWARK_TOKEN as a bearer token if set")
+	cmd.Flags().StringVar(&f.server, "server", "", "read through a server at this URL (e.g. https://registry.example:5000) instead of --data, as an administrator (see --username)")
+	cmd.Flags().StringVar(&f.username, "username", "", usernameHelp)
 	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 }
 
@@ -75,8 +77,12 @@ func (f *auditFlags) get(ctx context.Context, endpoint string, q url.Values, out
 	if err != nil {
 		return err
 	}
-	if tok := os.Getenv("BULWARK_TOKEN"); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
+	authz, err := serverAuthorization(f.username)
+	if err != nil {
+		return err
+	}
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -21,13 +21,15 @@ import (
 // server holds, or through a running server's loopback admin endpoint.
 type maintenanceFlags struct {
 	configFlags
-	server string
-	output string
+	server   string
+	username string
+	output   string
 }
 
 func (f *maintenanceFlags) register(cmd *cobra.Command) {
 	f.configFlags.register(cmd)
-	cmd.Flags().StringVar(&f.server, "server", "", "run through a running server at this URL (e.g. http://127.0.0.1:5000) instead of opening --data")
+	cmd.Flags().StringVar(&f.server, "server", "", "run through a running server at this URL (e.g. http://127.0.0.1:5000) instead of opening --data, as an administrator (see --username)")
+	cmd.Flags().StringVar(&f.username, "username", "", usernameHelp)
 	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 }
 
@@ -39,7 +41,11 @@ func (f *maintenanceFlags) run(cmd *cobra.Command, endpoint string, out any, loc
 	}
 	ctx := cmd.Context()
 	if f.server != "" {
-		return postAdmin(ctx, strings.TrimRight(f.server, "/")+endpoint, out)
+		authz, err := serverAuthorization(f.username)
+		if err != nil {
+			return err
+		}
+		return postAdmin(ctx, strings.TrimRight(f.server, "/")+endpoint, authz, out)
 	}
 	cfg, err := f.load(cmd)
 	if err != nil {
@@ -67,12 +73,15 @@ func (f *maintenanceFlags) run(cmd *cobra.Command, endpoint string, out any, loc
 	return json.Unmarshal(b, out)
 }
 
-func postAdmin(ctx context.Context, url string, out any) error {
+func postAdmin(ctx context.Context, url, authorization string, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Hour)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
 	if err != nil {
 		return err
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -209,6 +209,16 @@ func TestSkopeoCredentialsAndGrants(t *testing.T) {
 	if out, err := remote([]string{"BULWARK_PASSWORD=" + ci}, "--username", "ci", "robot", "list"); err == nil {
 		t.Fatalf("admin API as a robot succeeded:\n%s", out)
 	}
+	// gc and fsck through the server need an administrator too.
+	maint := func(env []string, args ...string) (string, error) {
+		return runCmd(ctx, append(serverEnv(), env...), bulwarkBin, append(args, "--server", srv.url())...)
+	}
+	if out, err := maint(nil, "gc", "--dry-run"); err == nil {
+		t.Fatalf("gc through the server without credentials succeeded:\n%s", out)
+	}
+	if out, err := maint([]string{"BULWARK_PASSWORD=" + adminPassword}, "fsck", "--username", "admin"); err != nil || !strings.Contains(out, "0 problems") {
+		t.Fatalf("fsck through the server as admin: %v\n%s", err, out)
+	}
 	adminTok := srv.token(t, "admin", adminPassword, "")
 	if out, err := runCmd(ctx, append(serverEnv(), "BULWARK_TOKEN="+adminTok), bulwarkBin,
 		"audit", "--server", srv.url(), "--who", "reader", "--output", "json"); err != nil || !strings.Contains(out, `"who": "reader"`) && !strings.Contains(out, `"who":"reader"`) {
