@@ -33,7 +33,7 @@ step() { echo; echo "==> $*"; }
 # --- 1. system packages -----------------------------------------------------
 # curl is used by conformance.sh to poll the server; it is in the base image
 # but listed so a leaner machine still works.
-packages=(docker-registry skopeo docker.io runc busybox-static curl)
+packages=(docker-registry skopeo docker.io runc busybox-static curl openssl)
 
 ensure_packages() {
 	local missing=() p
