@@ -172,8 +172,9 @@ func (c *pushClient) pushRandomImage(ctx context.Context, repo string, rng *rand
 // never expose half of one.
 func TestCrashDuringConcurrentPushes(t *testing.T) {
 	const (
-		rounds  = 4
-		pushers = 16
+		rounds           = 4
+		pushers          = 16
+		minAckedPerRound = 4
 	)
 	s := startServer(t)
 	c := newPushClient(s)
@@ -209,8 +210,22 @@ func TestCrashDuringConcurrentPushes(t *testing.T) {
 				}
 			})
 		}
-		// Let pushes get going, then crash at a random moment.
-		time.Sleep(time.Duration(400+rng.IntN(800)) * time.Millisecond)
+		// Let pushes get going (at least a few acknowledged this round, so
+		// every crash interrupts real work), then crash at a random moment.
+		mu.Lock()
+		ackedBefore := len(acked)
+		mu.Unlock()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			mu.Lock()
+			n := len(acked) - ackedBefore
+			mu.Unlock()
+			if n >= minAckedPerRound || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(rng.IntN(800)) * time.Millisecond)
 		s.kill()
 		cancel()
 		wg.Wait()
@@ -252,7 +267,7 @@ func TestCrashDuringConcurrentPushes(t *testing.T) {
 			}
 		}
 	}
-	if len(acked) < rounds*pushers {
+	if len(acked) < rounds*minAckedPerRound {
 		t.Fatalf("only %d pushes were acknowledged over %d rounds; the crashes did not interrupt real work", len(acked), rounds)
 	}
 
