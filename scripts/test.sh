@@ -104,6 +104,26 @@ else
 	failed=true
 fi
 
+# --- interop tools ------------------------------------------------------------
+# The Notary Project CLI, to check that bulwark's signatures and notation's
+# interoperate (TestNotationCLIInterop). Built once from the Go module proxy
+# and cached; its module refuses `go install`, so it is built inside the
+# downloaded module.
+notation_version=v1.3.2
+tools_dir=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/bulwark-ci/bin
+export NOTATION_BIN=$tools_dir/notation-$notation_version
+if [[ ! -x $NOTATION_BIN ]]; then
+	step "building notation $notation_version (interop tests)"
+	mkdir -p "$tools_dir"
+	notation_dir=$(go mod download -json "github.com/notaryproject/notation@$notation_version" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	if [[ -z $notation_dir ]] || ! (cd "$notation_dir" && GOFLAGS=-mod=mod go build -o "$NOTATION_BIN.tmp" ./cmd/notation); then
+		echo "test.sh: could not build notation $notation_version; TestNotationCLIInterop will fail" >&2
+	else
+		mv "$NOTATION_BIN.tmp" "$NOTATION_BIN"
+	fi
+fi
+
 # --- 3. go test ---------------------------------------------------------------
 step "go test ./..."
 gotest_summary=$results/gotest.summary
