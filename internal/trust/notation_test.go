@@ -44,7 +44,7 @@ environments:
     require: [ci]
 `
 
-func newNotationPKI(t *testing.T) *notationPKI {
+func newNotationPKI(t testing.TB) *notationPKI {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := InitCA(CAOptions{Dir: dir, Organization: "Example"})
