@@ -19,12 +19,6 @@ import (
 	"github.com/bulwark-dev/bulwark/internal/trust"
 )
 
-// notationArtifactType marks Notary Project signature manifests.
-const notationArtifactType = "application/vnd.cncf.notary.signature"
-
-// maxEnvelope bounds a signature envelope fetched from a registry.
-const maxEnvelope = 4 << 20
-
 // registryClient is the client the sign and verify commands use, with
 // credentials from Docker's config ($DOCKER_CONFIG or ~/.docker/config.json)
 // so `docker login` and bulwark share them.
@@ -238,7 +232,7 @@ are verified; cosign signatures are to come.`,
 			if err != nil {
 				return fmt.Errorf("resolve %s: %w", ref, err)
 			}
-			facts, err := notationFacts(ctx, client, ref, target.Digest)
+			facts, err := trust.Facts(ctx, client, ref, target.Digest)
 			if err != nil {
 				return err
 			}
@@ -273,54 +267,6 @@ type VerifyResult struct {
 	Digest        digest.Digest  `json:"digest"`
 	PolicyVersion string         `json:"policyVersion"`
 	Decision      trust.Decision `json:"decision"`
-}
-
-// notationFacts finds the Notary Project signatures of subject and verifies
-// each one's envelope. Every signature found yields a fact, failures
-// included, so the decision explains all of them.
-func notationFacts(ctx context.Context, client *remote.Client, ref oci.ImageRef, subject digest.Digest) ([]trust.SignatureFact, error) {
-	repo := oci.ImageRef{Registry: ref.Registry, Repository: ref.Repository}
-	descs, err := client.Referrers(ctx, repo, subject, notationArtifactType)
-	if err != nil {
-		return nil, fmt.Errorf("list signatures: %w", err)
-	}
-	var facts []trust.SignatureFact
-	for _, desc := range descs {
-		fact := trust.SignatureFact{Format: "notation", Ref: desc.Digest.String()}
-		sigRef := repo
-		sigRef.Digest = desc.Digest
-		_, body, err := client.Manifest(ctx, sigRef)
-		if err != nil {
-			fact.Error = "fetch signature manifest: " + err.Error()
-			facts = append(facts, fact)
-			continue
-		}
-		m, err := oci.ParseManifest("", body)
-		if err != nil || len(m.Layers) != 1 || m.Subject == nil || m.Subject.Digest != subject {
-			fact.Error = "not a Notary Project signature manifest for this image"
-			facts = append(facts, fact)
-			continue
-		}
-		env, err := fetchAll(ctx, client, repo, m.Layers[0].Digest)
-		if err != nil {
-			fact.Error = "fetch signature envelope: " + err.Error()
-			facts = append(facts, fact)
-			continue
-		}
-		facts = append(facts, trust.VerifyNotation(ctx, env, m.Layers[0].MediaType, desc.Digest.String()))
-	}
-	return facts, nil
-}
-
-func fetchAll(ctx context.Context, client *remote.Client, repo oci.ImageRef, d digest.Digest) ([]byte, error) {
-	rc, _, err := client.Blob(ctx, repo, d, maxEnvelope)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	// The reader verifies the digest at EOF: only a complete, verified read
-	// is used.
-	return io.ReadAll(rc)
 }
 
 func printDecision(w io.Writer, r VerifyResult) {
