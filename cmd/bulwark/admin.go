@@ -31,12 +31,9 @@ const adminPrefix = "/admin/v1"
 // processes, so no directory lock is taken) or through a server's admin
 // API. They are persistent flags of `bulwark admin`, so they go before or
 // after the subcommand.
-type adminFlags struct {
-	configFlags
-	server   string
-	username string
-	output   string
-}
+// adminFlags are serverFlags registered as persistent flags, so they may
+// stand before or after the subcommand.
+type adminFlags struct{ serverFlags }
 
 func (f *adminFlags) register(cmd *cobra.Command) {
 	fs := cmd.PersistentFlags()
@@ -61,8 +58,8 @@ type adminClient struct {
 // command on a data directory without auth.db fails rather than creating
 // one, so a mistyped --data does not list an empty, new directory.
 func (f *adminFlags) open(cmd *cobra.Command, mutating bool) (*adminClient, error) {
-	if f.output != "text" && f.output != "json" {
-		return nil, fmt.Errorf("--output must be text or json, not %q", f.output)
+	if err := f.checkOutput(); err != nil {
+		return nil, err
 	}
 	if f.server != "" {
 		return f.remote()

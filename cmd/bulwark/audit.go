@@ -23,25 +23,10 @@ import (
 
 // auditFlags select the log: DATA/audit.log read directly (safe while a
 // server appends to it), or a server's /admin/v1/audit endpoint.
-type auditFlags struct {
-	configFlags
-	server   string
-	username string
-	output   string
-}
+type auditFlags struct{ serverFlags }
 
 func (f *auditFlags) register(cmd *cobra.Command) {
-	f.configFlags.register(cmd)
-	cmd.Flags().StringVar(&f.server, "server", "", "read through a server at this URL (e.g. https://registry.example:5000) instead of --data, as an administrator (see --username)")
-	cmd.Flags().StringVar(&f.username, "username", "", usernameHelp)
-	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
-}
-
-func (f *auditFlags) checkOutput() error {
-	if f.output != "text" && f.output != "json" {
-		return fmt.Errorf("--output must be text or json, not %q", f.output)
-	}
-	return nil
+	f.serverFlags.register(cmd, "read through a server at this URL (e.g. https://registry.example:5000) instead of --data")
 }
 
 // localPath is the audit log of the configured data directory. A missing

@@ -18,26 +18,18 @@ import (
 )
 
 // maintenanceFlags select where gc and fsck run: on a data directory no
-// server holds, or through a running server's loopback admin endpoint.
-type maintenanceFlags struct {
-	configFlags
-	server   string
-	username string
-	output   string
-}
+// server holds, or through a running server's admin endpoint.
+type maintenanceFlags struct{ serverFlags }
 
 func (f *maintenanceFlags) register(cmd *cobra.Command) {
-	f.configFlags.register(cmd)
-	cmd.Flags().StringVar(&f.server, "server", "", "run through a running server at this URL (e.g. http://127.0.0.1:5000) instead of opening --data, as an administrator (see --username)")
-	cmd.Flags().StringVar(&f.username, "username", "", usernameHelp)
-	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	f.serverFlags.register(cmd, "run through a running server at this URL (e.g. http://127.0.0.1:5000) instead of opening --data")
 }
 
 // run opens the data directory, or posts to the server's admin endpoint
 // when --server is given, and decodes the result into out.
 func (f *maintenanceFlags) run(cmd *cobra.Command, endpoint string, out any, local func(context.Context, *registry.Registry) (any, error)) error {
-	if f.output != "text" && f.output != "json" {
-		return fmt.Errorf("--output must be text or json, not %q", f.output)
+	if err := f.checkOutput(); err != nil {
+		return err
 	}
 	ctx := cmd.Context()
 	if f.server != "" {
