@@ -115,6 +115,16 @@ type Environment struct {
 	Line         int
 	Repositories []string
 	Require      Requirement
+
+	// Except are repositories the environment does not cover although
+	// Repositories match them: a Notation "*" statement does not apply to
+	// a repository another statement names (notationpolicy.go).
+	Except []string
+
+	// notation is set for an environment made from a Notation trust
+	// policy statement, whose scopes name registry hosts; see
+	// Policy.ForRegistry.
+	notation *notationScopes
 }
 
 // Requirement is "Threshold distinct authorities out of Of". All is set
@@ -174,8 +184,17 @@ func (p *Policy) EnvironmentsFor(repo string) []string {
 	return names
 }
 
-// Covers reports whether repo matches one of the environment's globs.
-func (e *Environment) Covers(repo string) bool { return matchAnyGlob(e.Repositories, repo) }
+// Covers reports whether repo matches one of the environment's globs and
+// is not one of its exceptions. An environment whose scopes name registry
+// hosts (from a Notation directory) covers nothing until the policy is
+// resolved for the image's registry with Policy.ForRegistry: repo alone
+// does not say which registry the image came from.
+func (e *Environment) Covers(repo string) bool {
+	if e.notation != nil && e.notation.pinned {
+		return false
+	}
+	return matchAnyGlob(e.Repositories, repo) && !slices.Contains(e.Except, repo)
+}
 
 // Covers reports whether the authority may sign for repo.
 func (a *Authority) Covers(repo string) bool { return matchAnyGlob(a.Repositories, repo) }
@@ -190,8 +209,13 @@ func matchAnyGlob(globs []string, repo string) bool {
 }
 
 // LoadPolicy reads and validates the trust policy at path. Relative root,
-// key and CRL paths are resolved against the policy file's directory.
+// key and CRL paths are resolved against the policy file's directory. A
+// directory is read as a Notation configuration directory
+// (LoadNotationDir).
 func LoadPolicy(path string) (*Policy, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return LoadNotationDir(path)
+	}
 	data, err := readPolicyFile(path, MaxPolicySize)
 	if err != nil {
 		return nil, &PolicyError{Path: path, Err: err}

@@ -624,3 +624,48 @@ func escapeDNValue(v string) string {
 	}
 	return b.String()
 }
+
+// AuthorityMatch is one authority's verdict on a signer (MatchSigner).
+type AuthorityMatch struct {
+	Authority string `json:"authority"`
+	Matched   bool   `json:"matched"`
+	Why       string `json:"why,omitempty"` // why not, when not matched
+}
+
+// MatchSigner checks a cryptographically verified signer against every
+// authority of the policy for repository repo at time now, with the
+// checks Evaluate applies to a signature: for certificate authorities the
+// chain (leaf first, root optional) must lead to one of its roots, be valid
+// now and, when signedAt is not zero, at signedAt, carry the code-signing
+// and digital-signature usages, not be revoked by its CRLs, and have a
+// subject or URI among its identities; for key authorities the signer's key
+// (key, else the leaf's) must be one of its keys; and repo must be in the
+// authority's scope. It returns one result per authority, in policy order.
+//
+// It is for signed evidence other than image signatures, such as promotion
+// approvals, whose requirements are not the environments' k-of-n.
+func (p *Policy) MatchSigner(repo string, chain []*x509.Certificate, key crypto.PublicKey, signedAt, now time.Time) []AuthorityMatch {
+	out := make([]AuthorityMatch, len(p.Authorities))
+	var refuse string
+	switch {
+	case now.IsZero():
+		refuse = "zero evaluation time"
+	case slices.Contains(chain, nil):
+		refuse = "malformed signer: empty certificate in the chain"
+	case len(chain) == 0 && key == nil:
+		refuse = "no certificate or key to match"
+	}
+	s := SignatureFact{Verified: true, Chain: chain, PublicKey: key, SignedAt: signedAt}
+	ev := evaluation{p: p, repo: repo, now: now} // check does not consult the environment
+	for i, a := range p.Authorities {
+		out[i].Authority = a.Name
+		switch {
+		case refuse != "":
+			out[i].Why = refuse
+		default:
+			out[i].Why = ev.check(a, &s)
+			out[i].Matched = out[i].Why == ""
+		}
+	}
+	return out
+}

@@ -278,6 +278,14 @@ func TestPolicyDocsExamples(t *testing.T) {
 	if want := readTestdata(t, "environments.yaml"); !strings.Contains(string(doc), want) {
 		t.Error("testdata/policy/environments.yaml is not in docs/trust-policy.md verbatim")
 	}
+	// So must the copy users start from.
+	example, err := os.ReadFile(filepath.Join("..", "..", "examples", "trust-policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), string(example)) {
+		t.Error("examples/trust-policy.yaml is not in docs/trust-policy.md verbatim")
+	}
 }
 
 func TestLoadPolicyErrors(t *testing.T) {
