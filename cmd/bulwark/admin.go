@@ -289,7 +289,7 @@ to the audit log (DATA/audit.log).`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	f.register(cmd)
-	cmd.AddCommand(newAdminUserCmd(f), newAdminRobotCmd(f), newAdminGrantCmd(f), newAdminRevokeCmd(f), newAdminGrantsCmd(f), newAdminKeysCmd(f))
+	cmd.AddCommand(newAdminUserCmd(f), newAdminRobotCmd(f), newAdminGrantCmd(f), newAdminRevokeCmd(f), newAdminGrantsCmd(f), newAdminKeysCmd(f), newAdminQuarantineCmd(f))
 	return cmd
 }
 

@@ -16,6 +16,8 @@ func newServeCmd() *cobra.Command {
 		addr            string
 		tlsMode         string
 		tlsCert, tlsKey string
+		trustPolicy     string
+		rulePolicy      string
 		insecureHTTP    bool
 		authEnabled     bool
 	)
@@ -38,12 +40,21 @@ repositories with auth.anonymous_pull in the config file.
 
 Endpoints: /v2/ (the registry), /token (Docker token service), /healthz,
 /metrics (Prometheus), and for administrators /admin/v1/ (accounts, audit,
-gc, fsck).`,
+gc, fsck, quarantine).
+
+With --policy, every manifest pushed is decided by the policy engine for
+the environments its repository belongs to; one the policy denies is
+stored quarantined (served only to its pusher and administrators) until a
+later decision passes, e.g. when the signatures it lacked arrive. Robots
+bound to an environment (admin robot create --env prod) have every
+manifest they pull decided for that environment. Decisions go to the audit
+log ('bulwark decisions').`,
 		Example: `  bulwark serve
   bulwark serve --addr 127.0.0.1:5001 --data /srv/bulwark
   bulwark serve --addr 0.0.0.0:5000 --tls auto
   bulwark serve --addr 0.0.0.0:443 --tls-cert /etc/bulwark/tls.crt --tls-key /etc/bulwark/tls.key
-  BULWARK_GC_INTERVAL=15m bulwark serve --config bulwark.yaml`,
+  BULWARK_GC_INTERVAL=15m bulwark serve --config bulwark.yaml
+  bulwark serve --trust-policy trust.yaml --policy policy.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := cf.load(cmd)
@@ -64,6 +75,12 @@ gc, fsck).`,
 			}
 			if cmd.Flags().Changed("insecure-http") {
 				cfg.InsecureHTTP = insecureHTTP
+			}
+			if cmd.Flags().Changed("trust-policy") {
+				cfg.TrustPolicy = trustPolicy
+			}
+			if cmd.Flags().Changed("policy") {
+				cfg.Policy = rulePolicy
 			}
 			if err := cfg.Validate(); err != nil {
 				return err
@@ -97,6 +114,8 @@ gc, fsck).`,
 	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM, leaf first)")
 	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "private key for --tls-cert (PEM)")
 	cmd.Flags().BoolVar(&authEnabled, "auth", true, "require credentials (Docker token auth); --auth=false serves everyone, for a private loopback registry or tests")
+	cmd.Flags().StringVar(&trustPolicy, "trust-policy", "", "trust policy file or Notation configuration directory: whose signatures count where (docs/trust-policy.md; env BULWARK_TRUST_POLICY)")
+	cmd.Flags().StringVar(&rulePolicy, "policy", "", "policy file enforced at push and pull: CEL rules, bindings, exceptions (docs/policy.md; env BULWARK_POLICY); both files reload on change and on SIGHUP")
 	cmd.Flags().BoolVar(&insecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address (credentials would cross the network in clear)")
 	return cmd
 }

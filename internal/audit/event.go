@@ -14,7 +14,8 @@ import (
 
 // Event is one audit entry. The JSON field order is part of the file format
 // (see the package documentation): do not reorder, rename or add fields
-// without a format version.
+// without a format version. The one addition so far, decision, is omitted
+// when empty, so every line written before it still verifies unchanged.
 type Event struct {
 	// Seq numbers entries from 1 without gaps; assigned by the writer.
 	Seq int64 `json:"seq"`
@@ -37,6 +38,10 @@ type Event struct {
 	Outcome string `json:"outcome"`
 	// Detail is a short human-readable explanation.
 	Detail string `json:"detail"`
+	// Decision is the policy decision behind the entry (internal/policy's
+	// Decision as JSON), on ActionDecision entries; absent otherwise, so
+	// lines without one encode as before the field existed.
+	Decision json.RawMessage `json:"decision,omitempty"`
 	// Prev is the previous entry's Hash ("" for the first); assigned by the
 	// writer.
 	Prev string `json:"prev"`
@@ -77,6 +82,9 @@ const (
 	ActionRobotRm     = "robot.rm"     //
 	ActionGrant       = "grant"        // permission granted
 	ActionRevoke      = "revoke"       // permission revoked
+	// ActionDecision: a policy decision (push, pull or run), the whole
+	// decision in Event.Decision; Outcome is denied when it denied.
+	ActionDecision = "decision"
 	// ActionRepair: a writer found an incomplete last line (a crash during
 	// a write, never acknowledged) and removed it before appending.
 	ActionRepair = "audit.repair"
@@ -98,7 +106,7 @@ const maxField = 1024
 
 // maxLine bounds a line when reading. Writers never exceed it: 11 string
 // fields of maxField bytes, each byte escaped to at most 6 (\u00XX), is
-// about 68 KiB.
+// about 68 KiB, and a decision adds at most maxDecision.
 const maxLine = 1 << 20
 
 // PathIn returns the audit log's path in a data directory.
@@ -164,6 +172,34 @@ func normalize(e *Event) {
 		}
 		*p = clip(*p)
 	}
+	if len(e.Decision) > 0 {
+		e.Decision, e.Detail = normalizeDecision(e.Decision, e.Detail)
+	}
+}
+
+// maxDecision bounds a recorded decision. A decision lists every rule it
+// evaluated with its message, a few KiB in practice; a policy with
+// hundreds of long messages is cut rather than bloating every line.
+const maxDecision = 64 << 10
+
+// normalizeDecision returns the decision in canonical form (compact, with
+// encoding/json's escaping, which is what re-encoding a decoded line
+// produces), or nil with a note in detail when it is not valid JSON or too
+// large: the entry is still recorded, without the decision.
+func normalizeDecision(d json.RawMessage, detail string) (json.RawMessage, string) {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, d); err != nil {
+		return nil, clip(detail + " [decision record dropped: not valid JSON]")
+	}
+	var esc bytes.Buffer
+	json.HTMLEscape(&esc, buf.Bytes())
+	if !utf8.Valid(esc.Bytes()) {
+		return nil, clip(detail + " [decision record dropped: invalid UTF-8]")
+	}
+	if esc.Len() > maxDecision {
+		return nil, clip(fmt.Sprintf("%s [decision record dropped: %d bytes exceeds %d]", detail, esc.Len(), maxDecision))
+	}
+	return esc.Bytes(), detail
 }
 
 // clip cuts s to maxField bytes at a rune boundary, marking the cut.

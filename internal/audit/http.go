@@ -20,7 +20,8 @@ const (
 //
 //	GET …            the events, as a JSON array; query parameters since,
 //	                 until (RFC 3339, a date, or a duration back from now
-//	                 such as 24h or 7d), repo, who, action, limit (default
+//	                 such as 24h or 7d), repo, who, action, digest, outcome,
+//	                 limit (default
 //	                 1000; 0 or more than 100000 means 100000)
 //	GET …/verify     the Verify Report as JSON; parameter head
 //
@@ -84,10 +85,11 @@ func onlyParams(q url.Values, allowed ...string) error {
 }
 
 func filterFromQuery(q url.Values, now time.Time) (Filter, error) {
-	if err := onlyParams(q, "since", "until", "repo", "who", "action", "limit"); err != nil {
+	if err := onlyParams(q, "since", "until", "repo", "who", "action", "digest", "outcome", "limit"); err != nil {
 		return Filter{}, err
 	}
-	f := Filter{Repository: q.Get("repo"), Who: q.Get("who"), Action: q.Get("action"), Limit: DefaultHTTPLimit}
+	f := Filter{Repository: q.Get("repo"), Who: q.Get("who"), Action: q.Get("action"),
+		Digest: q.Get("digest"), Outcome: q.Get("outcome"), Limit: DefaultHTTPLimit}
 	var err error
 	if s := q.Get("since"); s != "" {
 		if f.Since, err = ParseTime(s, now); err != nil {

@@ -521,3 +521,59 @@ func TestReadTail(t *testing.T) {
 		})
 	}
 }
+
+// TestDecisionField: a decision travels with its entry in canonical form
+// (so the entry verifies after decoding), filters find it, and a decision
+// that is not JSON or too large is dropped with a note, never the entry.
+func TestDecisionField(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge := `{"rules":"` + strings.Repeat("x", maxDecision) + `"}`
+	cases := []struct {
+		decision   string
+		want       string // the stored decision; "" for dropped
+		detailNote string
+	}{
+		{`{ "id": "d1", "allowed": false, "reason": "<script>\u2028" }`, `{"id":"d1","allowed":false,"reason":"\u003cscript\u003e\u2028"}`, ""},
+		{`{"id": "d2"`, "", "not valid JSON"},
+		{huge, "", "exceeds"},
+	}
+	for i, c := range cases {
+		l.Record(Event{Who: "bulwark", Kind: KindSystem, Action: ActionDecision, Digest: fmt.Sprintf("sha256:%02d", i),
+			Outcome: OutcomeDenied, Detail: "decided", Decision: json.RawMessage(c.decision)})
+	}
+	l.Record(Event{Who: "alice", Action: ActionPush}) // no decision: no field
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mustVerify(t, path, int64(len(cases)+1))
+	got, err := Query(context.Background(), path, Filter{Action: ActionDecision, Outcome: OutcomeDenied})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(cases) {
+		t.Fatalf("query found %d decisions, want %d", len(got), len(cases))
+	}
+	for i, c := range cases {
+		if string(got[i].Decision) != c.want {
+			t.Errorf("case %d: decision %s, want %s", i, got[i].Decision, c.want)
+		}
+		if !strings.Contains(got[i].Detail, c.detailNote) {
+			t.Errorf("case %d: detail %q lacks %q", i, got[i].Detail, c.detailNote)
+		}
+	}
+	one, err := Query(context.Background(), path, Filter{Digest: "sha256:01"})
+	if err != nil || len(one) != 1 {
+		t.Fatalf("digest filter: %d events, %v", len(one), err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(string(raw)), "\n"); strings.Contains(lines[len(lines)-1], `"decision"`) {
+		t.Fatalf("an entry without a decision encodes the field: %s", lines[len(lines)-1])
+	}
+}

@@ -16,10 +16,12 @@ import (
 type Filter struct {
 	Since time.Time // events at or after
 	Until time.Time // events before
-	// Repository, Who and Action match exactly.
+	// Repository, Who, Action, Digest and Outcome match exactly.
 	Repository string
 	Who        string
 	Action     string
+	Digest     string
+	Outcome    string
 	// Limit keeps only the last Limit matching events (the most recent in
 	// log order); 0 keeps all.
 	Limit int
@@ -30,7 +32,9 @@ func (f Filter) match(e *Event) bool {
 		(f.Until.IsZero() || e.Time.Before(f.Until)) &&
 		(f.Repository == "" || e.Repository == f.Repository) &&
 		(f.Who == "" || e.Who == f.Who) &&
-		(f.Action == "" || e.Action == f.Action)
+		(f.Action == "" || e.Action == f.Action) &&
+		(f.Digest == "" || e.Digest == f.Digest) &&
+		(f.Outcome == "" || e.Outcome == f.Outcome)
 }
 
 // Query returns the events matching f, in log order. It streams the file,

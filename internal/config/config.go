@@ -39,6 +39,15 @@ type Config struct {
 	// InsecureHTTP allows plain HTTP on a non-loopback address.
 	InsecureHTTP bool `yaml:"insecure_http"`
 	Auth         Auth `yaml:"auth"`
+	// TrustPolicy is the trust policy file (or Notation configuration
+	// directory) the policy engine's "signed" rule consults; "" for none.
+	TrustPolicy string `yaml:"trust_policy"`
+	// Policy is the rule policy (CEL rules, bindings, exceptions) enforced
+	// at push and pull; "" serves without a policy gate.
+	Policy string `yaml:"policy"`
+	// PolicyReload is how often both policy files are checked for changes
+	// (SIGHUP reloads at once); 0 only reloads on SIGHUP.
+	PolicyReload Duration `yaml:"policy_reload"`
 }
 
 // TLS configures HTTPS.
@@ -134,7 +143,8 @@ func Default() Config {
 			Grace:        Duration(time.Hour),
 			UploadExpiry: Duration(24 * time.Hour),
 		},
-		TLS: TLS{Mode: "off"},
+		TLS:          TLS{Mode: "off"},
+		PolicyReload: Duration(5 * time.Second),
 		Auth: Auth{
 			Enabled:  true,
 			Service:  "bulwark",

@@ -38,20 +38,48 @@ type Caller interface {
 	// all, whatever this request's token covers. The catalog and anonymous
 	// mounts ask about repositories no token names.
 	MayPull(ctx context.Context, repo string) bool
+	// Env is the deployment environment the caller is bound to (a robot
+	// created with --env), "" for none. Pull policies decide for it.
+	Env() string
+	// Admin reports whether the caller is an administrator: one may fetch
+	// quarantined content and release it. Asked only when content is
+	// quarantined, so an implementation may look the account up.
+	Admin(ctx context.Context) bool
 }
 
 // Event is an auditable registry operation, reported to Options.OnEvent.
 type Event struct {
-	Who        string
-	Kind       string
-	Action     string // "push", "pull", "delete", "denied"
+	Who  string
+	Kind string
+	// Action is "push", "pull", "delete", "denied" or, with a Gate, one of
+	// the Action* policy actions.
+	Action     string
 	Repository string
 	Reference  string
 	Digest     digest.Digest
 	Remote     string
-	Outcome    string // "ok", "denied"
+	Outcome    string // "ok", "denied", "failed"
 	Detail     string
+	// DecisionID names the policy decision behind a policy event.
+	DecisionID string
 }
+
+// Policy enforcement events (Event.Action).
+const (
+	// ActionQuarantine: a pushed manifest was stored quarantined.
+	ActionQuarantine = "quarantine"
+	// ActionRelease: a quarantined manifest was released, by a passing
+	// decision or by an administrator.
+	ActionRelease = "release"
+	// ActionPolicyDeny: a request was refused by a policy decision or
+	// because the content it asked for is quarantined.
+	ActionPolicyDeny = "policy.deny"
+	// ActionPolicyWarn: a request was allowed with policy warnings.
+	ActionPolicyWarn = "policy.warn"
+	// ActionPolicyError: the policy could not decide; the request was
+	// refused.
+	ActionPolicyError = "policy.error"
+)
 
 type callerKey struct{}
 
@@ -137,7 +165,7 @@ func (reg *Registry) mayPull(r *http.Request, repo string) bool {
 	return c != nil && (c.Can("repository", repo, "pull") || c.MayPull(r.Context(), repo))
 }
 
-// emit reports an auditable event.
+// emit reports an auditable event of a request.
 func (reg *Registry) emit(r *http.Request, c Caller, e Event) {
 	if reg.opts.OnEvent == nil {
 		return
@@ -145,14 +173,26 @@ func (reg *Registry) emit(r *http.Request, c Caller, e Event) {
 	if c == nil {
 		c = callerFrom(r.Context())
 	}
+	a := Actor{Who: "anonymous", Kind: "anonymous", Remote: r.RemoteAddr}
 	if c != nil {
-		e.Who, e.Kind = c.Name(), c.Kind()
-	} else {
-		e.Who, e.Kind = "anonymous", "anonymous"
+		a.Who, a.Kind = c.Name(), c.Kind()
 	}
-	e.Remote = r.RemoteAddr
+	reg.emitAs(r.Context(), a, e)
+}
+
+// Actor is who an event is attributed to outside a registry request (an
+// administrator's release through the admin API, for example).
+type Actor struct {
+	Who, Kind, Remote string
+}
+
+func (reg *Registry) emitAs(ctx context.Context, a Actor, e Event) {
+	if reg.opts.OnEvent == nil {
+		return
+	}
+	e.Who, e.Kind, e.Remote = a.Who, a.Kind, a.Remote
 	if e.Outcome == "" {
 		e.Outcome = "ok"
 	}
-	reg.opts.OnEvent(r.Context(), e)
+	reg.opts.OnEvent(ctx, e)
 }

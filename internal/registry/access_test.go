@@ -27,10 +27,14 @@ type tokenAuthorizer map[string]*permCaller
 type permCaller struct {
 	name  string
 	perms map[string]bool // "repository:a/b:pull", "registry:catalog:*"
+	env   string          // a robot's environment
+	admin bool
 }
 
-func (c *permCaller) Name() string { return c.name }
-func (c *permCaller) Kind() string { return "robot" }
+func (c *permCaller) Name() string                 { return c.name }
+func (c *permCaller) Kind() string                 { return "robot" }
+func (c *permCaller) Env() string                  { return c.env }
+func (c *permCaller) Admin(_ context.Context) bool { return c.admin }
 func (c *permCaller) Can(typ, name, action string) bool {
 	return c.perms[typ+":"+name+":"+action]
 }

@@ -15,8 +15,14 @@ func (reg *Registry) getBlob(w http.ResponseWriter, r *http.Request, repo, ds st
 		return err
 	}
 	// The repository link is the access boundary: content is served only
-	// from repositories it was pushed or mounted into.
-	if _, err := reg.meta.RepoBlob(r.Context(), repo, d); err != nil {
+	// from repositories it was pushed or mounted into. With a policy, also
+	// only to callers who may fetch a manifest that references it there
+	// (or push there), in the same single query.
+	if reg.opts.Gate != nil {
+		if _, err := reg.blobAccess(r, repo, d); err != nil {
+			return err
+		}
+	} else if _, err := reg.meta.RepoBlob(r.Context(), repo, d); err != nil {
 		return err
 	}
 	f, size, err := reg.blobs.Open(r.Context(), d)

@@ -30,6 +30,9 @@ const (
 	CodeDenied              Code = "DENIED"
 	CodeUnsupported         Code = "UNSUPPORTED"
 	CodeTooManyRequests     Code = "TOOMANYREQUESTS"
+	// CodeUnavailable is distribution's 503 code (not in the OCI spec's
+	// table): the policy could not decide, so the request was refused.
+	CodeUnavailable Code = "UNAVAILABLE"
 )
 
 // Error is a registry error as the client sees it: an HTTP status and one

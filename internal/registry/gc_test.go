@@ -29,8 +29,13 @@ type gcEnv struct {
 
 func newGCEnv(t testing.TB, grace time.Duration) *gcEnv {
 	t.Helper()
+	return newGCEnvOpts(t, registry.Options{GCGrace: grace, UploadExpiry: time.Hour})
+}
+
+func newGCEnvOpts(t testing.TB, opts registry.Options) *gcEnv {
+	t.Helper()
 	blobs, meta := openStores(t)
-	reg := registry.New(blobs, meta, registry.Options{GCGrace: grace, UploadExpiry: time.Hour})
+	reg := registry.New(blobs, meta, opts)
 	srv := httptest.NewServer(reg)
 	t.Cleanup(srv.Close)
 	return &gcEnv{reg: reg, srv: srv}

@@ -150,6 +150,11 @@ func (reg *Registry) referrers(w http.ResponseWriter, r *http.Request, repo, ds 
 	if err != nil && !errors.Is(err, store.ErrRepoUnknown) {
 		return err
 	}
+	if reg.opts.Gate != nil {
+		if recs, err = reg.visibleReferrers(r, repo, recs); err != nil {
+			return err
+		}
+	}
 	idx := v1.Index{
 		MediaType: v1.MediaTypeImageIndex,
 		Manifests: make([]v1.Descriptor, 0, len(recs)),

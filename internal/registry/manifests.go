@@ -32,7 +32,12 @@ func (reg *Registry) getManifest(w http.ResponseWriter, r *http.Request, repo, r
 	if err != nil {
 		return err
 	}
-	m, err := reg.resolve(r, repo, ref)
+	var m *store.ManifestRecord
+	if reg.opts.Gate == nil {
+		m, err = reg.resolve(r, repo, ref)
+	} else {
+		m, err = reg.gatePull(w, r, repo, refStr, ref)
+	}
 	if err != nil {
 		return err
 	}
@@ -97,7 +102,21 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, repo, r
 	if err != nil {
 		return err
 	}
-	if err := reg.meta.PutManifest(r.Context(), repo, rec, tags, reg.opts.AllowSparse); err != nil {
+	var (
+		q *store.QuarantineRecord
+		v Verdict
+	)
+	if reg.opts.Gate != nil {
+		if q, v, err = reg.gatePush(r, repo, refStr, rec, m, tags); err != nil {
+			return err
+		}
+	}
+	if q != nil {
+		err = reg.meta.PutQuarantinedManifest(r.Context(), repo, rec, tags, reg.opts.AllowSparse, q)
+	} else {
+		err = reg.meta.PutManifest(r.Context(), repo, rec, tags, reg.opts.AllowSparse)
+	}
+	if err != nil {
 		return err
 	}
 	h := w.Header()
@@ -112,9 +131,12 @@ func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, repo, r
 		}
 	}
 	h.Set("Content-Length", "0")
-	w.WriteHeader(http.StatusCreated)
 	reg.emit(r, nil, Event{Action: "push", Repository: repo, Reference: refStr, Digest: d,
 		Detail: strings.Join(tags, ",")})
+	if reg.opts.Gate != nil {
+		reg.afterPush(w, r, repo, refStr, rec, q, v) // adds headers: before the status line
+	}
+	w.WriteHeader(http.StatusCreated)
 	return nil
 }
 

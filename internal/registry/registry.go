@@ -38,6 +38,10 @@ type Options struct {
 	AllowSparse bool
 	// Authorizer authenticates and authorizes requests; nil serves everyone.
 	Authorizer Authorizer
+	// Gate, when set, decides pushes and pulls by policy and makes the
+	// registry enforce quarantine (see Gate). Nil: no policy, and no
+	// per-request cost.
+	Gate Gate
 	// OnEvent receives auditable operations (pushes, manifest pulls,
 	// deletes, denials). It must not block.
 	OnEvent func(context.Context, Event)

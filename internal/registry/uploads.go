@@ -92,26 +92,39 @@ func (reg *Registry) startUpload(w http.ResponseWriter, r *http.Request, repo st
 // an error: the client falls back to uploading.
 func (reg *Registry) mount(r *http.Request, repo string, d digest.Digest, from string) (bool, error) {
 	ctx := r.Context()
-	if from == "" && reg.opts.Authorizer != nil {
+	gated := reg.opts.Gate != nil
+	if from == "" && (reg.opts.Authorizer != nil || gated) {
 		repos, err := reg.meta.BlobRepositories(ctx, d)
 		if err != nil {
 			return false, err
 		}
 		for _, candidate := range repos {
-			if reg.mayPull(r, candidate) {
-				from = candidate
-				break
+			if !reg.mayPull(r, candidate) {
+				continue
 			}
+			// With a policy a mount is a pull from its source: the blob
+			// must be visible there (not only quarantined).
+			if ok, err := reg.mountVisible(r, candidate, d); err != nil || !ok {
+				if err != nil {
+					return false, err
+				}
+				continue
+			}
+			from = candidate
+			break
 		}
 		if from == "" {
 			return false, nil
 		}
-	}
-	if from != "" {
+	} else if from != "" {
 		if oci.ValidateRepository(from) != nil || !reg.mayPull(r, from) {
 			return false, nil
 		}
-		if _, err := reg.meta.RepoBlob(ctx, from, d); err != nil {
+		if gated {
+			if ok, err := reg.mountVisible(r, from, d); err != nil || !ok {
+				return false, err
+			}
+		} else if _, err := reg.meta.RepoBlob(ctx, from, d); err != nil {
 			if errors.Is(err, store.ErrBlobUnknown) {
 				return false, nil
 			}

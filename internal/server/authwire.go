@@ -124,12 +124,27 @@ func (s *security) tokenEvent(e auth.Event) {
 
 // registryEvent audits registry operations.
 func (s *security) registryEvent(_ context.Context, e registry.Event) {
+	s.audit.Record(AuditEvent(e))
+}
+
+// AuditEvent maps a registry event to its audit entry. Policy events carry
+// their decision id at the start of Detail ("decision ID: …"), since the
+// audit format has no field for it; `bulwark audit` and the decision log
+// find it there.
+func AuditEvent(e registry.Event) audit.Event {
 	outcome := audit.OutcomeOK
-	if e.Outcome == "denied" {
+	switch e.Outcome {
+	case "denied":
 		outcome = audit.OutcomeDenied
+	case "failed":
+		outcome = audit.OutcomeFailed
 	}
-	s.audit.Record(audit.Event{Who: e.Who, Kind: e.Kind, Action: e.Action, Repository: e.Repository,
-		Reference: e.Reference, Digest: e.Digest.String(), Remote: remoteIP(e.Remote), Outcome: outcome, Detail: e.Detail})
+	detail := e.Detail
+	if e.DecisionID != "" {
+		detail = "decision " + e.DecisionID + ": " + detail
+	}
+	return audit.Event{Who: e.Who, Kind: e.Kind, Action: e.Action, Repository: e.Repository,
+		Reference: e.Reference, Digest: e.Digest.String(), Remote: remoteIP(e.Remote), Outcome: outcome, Detail: detail}
 }
 
 func remoteIP(addr string) string {
@@ -225,6 +240,26 @@ func (t *tokenCaller) Can(typ, name, action string) bool {
 }
 
 func (t *tokenCaller) MayPull(ctx context.Context, repo string) bool {
+	t.load(ctx)
+	if t.admin {
+		return true
+	}
+	return auth.Allowed(t.c.Principal(), t.grants, t.sec.cfg.AnonymousPull, repo, auth.ActionPull)
+}
+
+// Env implements registry.Caller: the environment a robot's token carries.
+func (t *tokenCaller) Env() string { return t.c.Env }
+
+// Admin implements registry.Caller. The role is looked up now, not taken
+// from the token, so a demoted administrator stops seeing quarantined
+// content at once.
+func (t *tokenCaller) Admin(ctx context.Context) bool {
+	t.load(ctx)
+	return t.admin
+}
+
+// load looks the account's role and grants up, once per request.
+func (t *tokenCaller) load(ctx context.Context) {
 	p := t.c.Principal()
 	t.once.Do(func() {
 		if p.Name == "" || t.sec.accounts == nil {
@@ -238,10 +273,6 @@ func (t *tokenCaller) MayPull(ctx context.Context, repo string) bool {
 		}
 		t.grants, _ = t.sec.accounts.Grants(ctx, p) // an error leaves no grants: deny
 	})
-	if t.admin {
-		return true
-	}
-	return auth.Allowed(p, t.grants, t.sec.cfg.AnonymousPull, repo, auth.ActionPull)
 }
 
 // adminOnly lets through requests from an administrator: HTTP Basic
@@ -265,6 +296,18 @@ func (s *security) adminOnly(next http.Handler) http.Handler {
 }
 
 type adminKey struct{}
+
+// adminActor is who an admin API request acts as, for audit events: the
+// administrator adminOnly authenticated, or (without accounts) the
+// loopback client.
+func adminActor(r *http.Request) registry.Actor {
+	who, _ := r.Context().Value(adminKey{}).(string)
+	kind := audit.KindUser
+	if who == "" {
+		who, kind = "local", audit.KindSystem
+	}
+	return registry.Actor{Who: who, Kind: kind, Remote: r.RemoteAddr}
+}
 
 func orAnonymous(name string) string {
 	if name == "" {

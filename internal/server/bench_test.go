@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 
 	"github.com/bulwark-dev/bulwark/internal/auth"
 	"github.com/bulwark-dev/bulwark/internal/config"
+	"github.com/bulwark-dev/bulwark/internal/trust"
 )
 
 // benchServer starts a server with or without authentication (and its
@@ -27,10 +30,19 @@ func benchServer(b *testing.B, withAuth bool) (string, string) {
 }
 
 func benchServerFull(b *testing.B, withAuth bool) (string, string, *Server) {
+	return benchServerWith(b, withAuth, nil)
+}
+
+// benchServerWith is benchServerFull with a chance to change the
+// configuration first.
+func benchServerWith(b *testing.B, withAuth bool, configure func(*config.Config)) (string, string, *Server) {
 	b.Helper()
 	cfg := config.Default()
 	cfg.Data = b.TempDir()
 	cfg.Auth.Enabled = withAuth
+	if configure != nil {
+		configure(&cfg)
+	}
 	b.Setenv("BULWARK_ADMIN_PASSWORD", "bench-admin-password")
 	s, err := New(b.Context(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -145,4 +157,90 @@ func BenchmarkTokenIssue(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkManifestPullPolicy compares a manifest pull by a robot bound to
+// prod without a policy with the same pull decided by the policy engine:
+// the image's facts and its trust decision cached (a digest pulled before),
+// Decide run, the decision appended to the audit log. The binding is in
+// audit mode so the unsigned bench image is allowed while every rule,
+// "signed" included, is still evaluated.
+func BenchmarkManifestPullPolicy(b *testing.B) {
+	dir := b.TempDir()
+	if _, err := trust.InitCA(trust.CAOptions{Dir: filepath.Join(dir, "ca"), Organization: "Bench"}); err != nil {
+		b.Fatal(err)
+	}
+	trustPath, rulesPath := filepath.Join(dir, "trust.yaml"), filepath.Join(dir, "policy.yaml")
+	os.WriteFile(trustPath, []byte(`version: 1
+authorities:
+  - name: ci
+    roots: [ca/root.crt]
+    identities: ["*"]
+environments:
+  - name: prod
+    repositories: ["bench/**"]
+    require: [ci]
+`), 0o600)
+	os.WriteFile(rulesPath, []byte(`version: 1
+rules:
+  - id: linux
+    expression: 'image.config.os == "linux"'
+    message: not a Linux image
+  - id: from-us
+    expression: 'image.repository.startsWith("bench/")'
+    message: foreign repository
+bindings:
+  - environments: [prod]
+    repositories: ["bench/**"]
+    actions: [pull]
+    rules: [signed, non-root, linux, from-us, max-severity]
+    mode: audit
+`), 0o600)
+	for _, mode := range []struct {
+		name   string
+		policy bool
+	}{{"enforcement-off", false}, {"enforcement-on", true}} {
+		b.Run(mode.name, func(b *testing.B) {
+			base, _, s := benchServerWith(b, true, func(cfg *config.Config) {
+				if mode.policy {
+					cfg.TrustPolicy, cfg.Policy = trustPath, rulesPath
+				}
+			})
+			secret, err := s.sec.accounts.CreateRobot(b.Context(), "host", []auth.Grant{{Glob: "bench/**", Actions: []auth.Action{auth.ActionPull}}}, time.Time{}, "prod")
+			if err != nil {
+				b.Fatal(err)
+			}
+			q := url.Values{"service": {"bulwark"}, "scope": {"repository:bench/app:pull"}}
+			req, _ := http.NewRequest(http.MethodGet, base+"/token?"+q.Encode(), nil)
+			req.SetBasicAuth("host", secret)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var tr struct{ Token string }
+			json.NewDecoder(resp.Body).Decode(&tr)
+			resp.Body.Close()
+			authz := "Bearer " + tr.Token
+			u := base + "/v2/bench/app/manifests/v1"
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req, _ := http.NewRequest(http.MethodGet, u, nil)
+					req.Header.Set("Accept", v1.MediaTypeImageManifest)
+					req.Header.Set("Authorization", authz)
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						b.Error(resp.Status)
+						return
+					}
+				}
+			})
+		})
+	}
 }

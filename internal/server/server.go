@@ -44,6 +44,8 @@ type Server struct {
 	Bootstrap Bootstrap
 	// gcMu keeps scheduled and requested GC runs from overlapping.
 	gcMu sync.Mutex
+	// policies are the enforced policy files; nil without --policy.
+	policies *policies
 }
 
 // New opens the data directory and builds the server. Close releases it.
@@ -75,8 +77,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if cfg.Auth.Enabled {
 		opts.Authorizer = sec
 	}
+	var pols *policies
+	if cfg.Policy != "" {
+		if pols, err = loadPolicies(cfg.TrustPolicy, cfg.Policy, log); err != nil {
+			sec.close()
+			data.Close()
+			return nil, err
+		}
+		opts.Gate = newPolicyGate(pols, data.Meta, data.Blobs, sec.audit.Record, log)
+	} else if cfg.TrustPolicy != "" {
+		// A trust policy alone decides nothing at the registry: the rules
+		// that use it live in the policy file. Say so rather than
+		// pretending to enforce it.
+		log.Warn("trust_policy is set without policy: pushes and pulls are not decided (add --policy with a binding using the rule \"signed\")")
+	}
 	reg := data.Registry(opts)
-	s := &Server{cfg: cfg, log: log, data: data, registry: reg, tls: tlsCfg, TrustHelp: trustHelp, sec: sec, Bootstrap: boot}
+	s := &Server{cfg: cfg, log: log, data: data, registry: reg, tls: tlsCfg, TrustHelp: trustHelp, sec: sec, Bootstrap: boot, policies: pols}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", s.healthz)
@@ -84,6 +100,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	mux.Handle("POST /admin/v1/fsck", sec.adminOnly(http.HandlerFunc(s.adminFsck)))
 	mux.Handle("/admin/v1/audit", sec.adminOnly(audit.Handler(sec.audit.Path())))
 	mux.Handle("/admin/v1/audit/", sec.adminOnly(audit.Handler(sec.audit.Path())))
+	quarantine := http.StripPrefix("/admin/v1", reg.QuarantineAdminHandler(registry.QuarantineAdminOptions{Actor: adminActor}))
+	mux.Handle("/admin/v1/quarantine", sec.adminOnly(quarantine))
+	mux.Handle("/admin/v1/quarantine/", sec.adminOnly(quarantine))
 	if cfg.Auth.Enabled {
 		mux.Handle("/token", sec.service)
 		accounts := http.StripPrefix("/admin/v1", auth.AdminHandler(sec.accounts, auth.AdminOptions{OnChange: sec.adminChange}))
@@ -127,6 +146,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	var wg sync.WaitGroup
 	if iv := time.Duration(s.cfg.GC.Interval); iv > 0 {
 		wg.Go(func() { s.gcLoop(gcCtx, iv) })
+	}
+	if s.policies != nil {
+		wg.Go(func() { s.policies.watch(gcCtx, time.Duration(s.cfg.PolicyReload)) })
 	}
 	errc := make(chan error, 1)
 	go func() {

@@ -26,6 +26,8 @@ var (
 	ErrUploadUnknown   = errors.New("upload unknown")
 	ErrRepoUnknown     = errors.New("repository unknown")
 	ErrTagUnknown      = errors.New("tag unknown")
+	// ErrNotQuarantined: Release found no quarantine record.
+	ErrNotQuarantined = errors.New("manifest not quarantined")
 )
 
 // BlobUnknownError names the digest a manifest referenced but the repository
@@ -128,6 +130,43 @@ type BlobRecord struct {
 	Touched time.Time // last upload, link or mount: the GC grace clock
 }
 
+// Violation is one policy rule a manifest failed.
+type Violation struct {
+	Rule        string `json:"rule"`
+	Message     string `json:"message"`
+	Remediation string `json:"remediation,omitempty"`
+}
+
+// QuarantineRecord says why a stored manifest is quarantined: a push policy
+// refused it, so the registry serves it only to its pusher and to
+// administrators until a later decision, or an administrator, releases it.
+type QuarantineRecord struct {
+	Repository string
+	Digest     digest.Digest
+	// Pusher and PusherKind name the account whose push was quarantined
+	// (kind user, robot or anonymous).
+	Pusher     string
+	PusherKind string
+	Created    time.Time // first quarantined
+	Decided    time.Time // the decision recorded here
+	Reason     string
+	Violations []Violation
+	DecisionID string
+}
+
+// BlobAccess is what a registry that enforces quarantine needs to decide
+// whether to serve a blob linked into a repository.
+type BlobAccess struct {
+	Size int64
+	// Public: a manifest in the repository that is not quarantined
+	// references the blob.
+	Public bool
+	// Quarantined, when not Public, holds the quarantine records of the
+	// manifests that reference the blob (at most 100). Empty: no manifest
+	// in the repository references it (yet: an upload in progress).
+	Quarantined []*QuarantineRecord
+}
+
 // Page bounds a listing: at most N entries after Last (exclusive). N < 0
 // means no limit.
 type Page struct {
@@ -159,8 +198,17 @@ type Meta interface {
 	// *ManifestUnknownError if a layer, config or child manifest is not in
 	// the repository; with sparse, only the config must be present.
 	PutManifest(ctx context.Context, repo string, m *ManifestRecord, tags []string, sparse bool) error
+	// PutQuarantinedManifest is PutManifest that also records q (for this
+	// repository and m's digest) in the same transaction, so a manifest a
+	// policy refused is never visible unquarantined, even after a crash. A
+	// manifest already stored is quarantined in place.
+	PutQuarantinedManifest(ctx context.Context, repo string, m *ManifestRecord, tags []string, sparse bool, q *QuarantineRecord) error
 	// Manifest returns a manifest by digest.
 	Manifest(ctx context.Context, repo string, d digest.Digest) (*ManifestRecord, error)
+	// ManifestWithQuarantine is Manifest plus the manifest's quarantine
+	// record (nil when it is not quarantined), in one lookup: the pull path
+	// of a registry that enforces quarantine.
+	ManifestWithQuarantine(ctx context.Context, repo string, d digest.Digest) (*ManifestRecord, *QuarantineRecord, error)
 	// Tag resolves a tag to a digest.
 	Tag(ctx context.Context, repo, tag string) (digest.Digest, error)
 	// DeleteManifest removes a manifest and every tag pointing at it.
@@ -174,8 +222,32 @@ type Meta interface {
 	// Referrers lists manifests in repo whose subject is d, optionally only
 	// those of one artifact type.
 	Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]*ManifestRecord, error)
+	// ManifestTags lists the tags pointing at d in repo, in lexical order.
+	ManifestTags(ctx context.Context, repo string, d digest.Digest) ([]string, error)
 	// WalkManifests calls fn for every stored manifest (for fsck).
 	WalkManifests(ctx context.Context, fn func(repo string, m *ManifestRecord) error) error
+
+	// Quarantine records or replaces q for a stored manifest (the store
+	// sets Created, kept from an earlier record, and Decided from its
+	// clock); ErrManifestUnknown if q.Repository does not hold
+	// q.Digest. Deleting the manifest deletes its record. Quarantined
+	// manifests are live for GC like any other.
+	Quarantine(ctx context.Context, q *QuarantineRecord) error
+	// Release deletes the quarantine record of d in repo, or returns
+	// ErrNotQuarantined.
+	Release(ctx context.Context, repo string, d digest.Digest) error
+	// Quarantined returns the quarantine record of d in repo, or nil (and
+	// no error) when it is not quarantined.
+	Quarantined(ctx context.Context, repo string, d digest.Digest) (*QuarantineRecord, error)
+	// ListQuarantined lists quarantine records ordered by repository and
+	// digest, of one repository or (repo "") of all. Page.Last is the
+	// "repository@digest" of the last record of the previous page.
+	ListQuarantined(ctx context.Context, repo string, p Page) ([]*QuarantineRecord, error)
+	// BlobAccess returns the size of a blob linked into repo and how the
+	// repository's manifests reference it, in one indexed lookup when a
+	// manifest that is not quarantined references it; ErrBlobUnknown if the
+	// blob is not linked into repo.
+	BlobAccess(ctx context.Context, repo string, d digest.Digest) (BlobAccess, error)
 
 	// CreateUpload, Upload, UpdateUpload and DeleteUpload manage upload
 	// sessions. Upload returns ErrUploadUnknown for unknown ids.

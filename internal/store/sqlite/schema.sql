@@ -1,6 +1,11 @@
--- Bulwark metadata schema, version 1.
+-- Bulwark metadata schema, version 2.
 -- Digests are stored as their canonical "alg:hex" strings; times as Unix
 -- nanoseconds.
+--
+-- Open executes this whole file on every start. Every statement is
+-- idempotent (IF NOT EXISTS), so this is also the migration: a database of
+-- an earlier version gains the tables and indexes added since, and nothing
+-- existing changes. Version 2 added the quarantine table.
 CREATE TABLE IF NOT EXISTS repositories (
 	id      INTEGER PRIMARY KEY,
 	name    TEXT NOT NULL UNIQUE,
@@ -47,6 +52,9 @@ CREATE TABLE IF NOT EXISTS manifest_refs (
 	FOREIGN KEY (repo_id, manifest) REFERENCES manifests(repo_id, digest) ON DELETE CASCADE
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS manifest_refs_digest ON manifest_refs(digest);
+-- In a WITHOUT ROWID table a secondary index carries the primary key, so
+-- this is also the (digest, repo_id) index the blob access check of a
+-- registry enforcing quarantine searches.
 
 CREATE TABLE IF NOT EXISTS tags (
 	repo_id INTEGER NOT NULL,
@@ -57,3 +65,19 @@ CREATE TABLE IF NOT EXISTS tags (
 	FOREIGN KEY (repo_id, digest) REFERENCES manifests(repo_id, digest) ON DELETE CASCADE
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tags_digest ON tags(repo_id, digest);
+
+-- Manifests a push policy refused: stored, but served only to their pusher
+-- and administrators until released. violations is a JSON array.
+CREATE TABLE IF NOT EXISTS quarantine (
+	repo_id     INTEGER NOT NULL,
+	digest      TEXT NOT NULL,
+	pusher      TEXT NOT NULL,
+	pusher_kind TEXT NOT NULL,
+	created     INTEGER NOT NULL,
+	decided     INTEGER NOT NULL,
+	reason      TEXT NOT NULL,
+	violations  TEXT,
+	decision_id TEXT NOT NULL,
+	PRIMARY KEY (repo_id, digest),
+	FOREIGN KEY (repo_id, digest) REFERENCES manifests(repo_id, digest) ON DELETE CASCADE
+) WITHOUT ROWID;

@@ -40,6 +40,11 @@ type DB struct {
 	up  *sql.DB // upload sessions (see uploads.sql)
 	now func() time.Time
 
+	// Prepared on the reader pool: the pure-Go driver spends more time
+	// parsing and planning a statement than running a point lookup, so the
+	// hot paths of a registry enforcing quarantine prepare theirs once.
+	blobAccess, manifestQuarantine *sql.Stmt
+
 	writes  chan write
 	closing chan struct{}
 	stopped chan struct{}
@@ -116,8 +121,24 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	r.SetMaxOpenConns(opts.Readers)
 	r.SetMaxIdleConns(opts.Readers)
 	r.SetConnMaxIdleTime(0)
+	blobAccess, err := r.PrepareContext(ctx, blobAccessQuery)
+	if err != nil {
+		w.Close()
+		r.Close()
+		up.Close()
+		return nil, fmt.Errorf("prepare blob access query: %w", err)
+	}
+	manifestQuarantine, err := r.PrepareContext(ctx, manifestQuarantineQuery)
+	if err != nil {
+		blobAccess.Close()
+		w.Close()
+		r.Close()
+		up.Close()
+		return nil, fmt.Errorf("prepare manifest query: %w", err)
+	}
 	db := &DB{
 		w: w, r: r, up: up, now: opts.Now,
+		blobAccess: blobAccess, manifestQuarantine: manifestQuarantine,
 		writes:  make(chan write),
 		closing: make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -130,7 +151,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 func (db *DB) Close() error {
 	db.close.Do(func() { close(db.closing) })
 	<-db.stopped
-	return errors.Join(db.r.Close(), db.w.Close(), db.up.Close())
+	return errors.Join(db.blobAccess.Close(), db.manifestQuarantine.Close(), db.r.Close(), db.w.Close(), db.up.Close())
 }
 
 // uploadsPath names the upload-session database beside the main one.
@@ -253,6 +274,27 @@ func (db *DB) UnlinkBlob(ctx context.Context, repo string, d digest.Digest) erro
 
 // PutManifest implements store.Meta.
 func (db *DB) PutManifest(ctx context.Context, repo string, m *store.ManifestRecord, tags []string, sparse bool) error {
+	return db.putManifest(ctx, repo, m, tags, sparse, nil)
+}
+
+// PutQuarantinedManifest implements store.Meta.
+func (db *DB) PutQuarantinedManifest(ctx context.Context, repo string, m *store.ManifestRecord, tags []string, sparse bool, q *store.QuarantineRecord) error {
+	if q == nil {
+		return errors.New("PutQuarantinedManifest: no quarantine record")
+	}
+	return db.putManifest(ctx, repo, m, tags, sparse, q)
+}
+
+// putManifest stores m and, if q is set, quarantines it in the same
+// transaction.
+func (db *DB) putManifest(ctx context.Context, repo string, m *store.ManifestRecord, tags []string, sparse bool, q *store.QuarantineRecord) error {
+	var qargs []any
+	if q != nil {
+		var err error
+		if qargs, err = quarantineArgs(q, m.Digest); err != nil {
+			return err
+		}
+	}
 	var annotations any
 	if len(m.Annotations) > 0 {
 		b, err := json.Marshal(m.Annotations)
@@ -327,6 +369,9 @@ func (db *DB) PutManifest(ctx context.Context, repo string, m *store.ManifestRec
 				id, tag, m.Digest.String(), now); err != nil {
 				return err
 			}
+		}
+		if q != nil {
+			return upsertQuarantine(ctx, tx, id, now, qargs)
 		}
 		return nil
 	})
@@ -409,6 +454,13 @@ func (db *DB) DeleteTag(ctx context.Context, repo, tag string) error {
 		}
 		return nil
 	})
+}
+
+// ManifestTags implements store.Meta.
+func (db *DB) ManifestTags(ctx context.Context, repo string, d digest.Digest) ([]string, error) {
+	return db.strings(ctx,
+		`SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repo_id
+		 WHERE r.name = ? AND t.digest = ? ORDER BY t.name`, repo, d.String())
 }
 
 func (db *DB) strings(ctx context.Context, query string, args ...any) ([]string, error) {

@@ -37,6 +37,13 @@ func TestMeta(t *testing.T, open func(t *testing.T) store.Meta) {
 		{"StaleUploads", testStaleUploads},
 		{"UnusedBlobs", testUnusedBlobs},
 		{"Concurrent", testConcurrentMeta},
+		{"ManifestTags", testManifestTags},
+		{"Quarantine", testQuarantine},
+		{"QuarantineAtomicWithPut", testPutQuarantined},
+		{"QuarantineDeletedWithManifest", testQuarantineDelete},
+		{"QuarantineList", testQuarantineList},
+		{"QuarantinedManifestsAreLive", testQuarantineGC},
+		{"BlobAccess", testBlobAccess},
 	})
 }
 
