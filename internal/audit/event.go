@@ -182,24 +182,22 @@ func normalize(e *Event) {
 // hundreds of long messages is cut rather than bloating every line.
 const maxDecision = 64 << 10
 
-// normalizeDecision returns the decision in canonical form (compact, with
-// encoding/json's escaping, which is what re-encoding a decoded line
-// produces), or nil with a note in detail when it is not valid JSON or too
-// large: the entry is still recorded, without the decision.
+// normalizeDecision returns the decision, or nil with a note in detail
+// when it is not valid JSON, not valid UTF-8, or too large: the entry is
+// still recorded, without the decision. It need not be compact: the
+// canonical encoding (encoding/json) compacts and escapes a RawMessage,
+// and what a decoded line holds is that compacted text, which re-encodes
+// unchanged.
 func normalizeDecision(d json.RawMessage, detail string) (json.RawMessage, string) {
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, d); err != nil {
+	switch {
+	case len(d) > maxDecision:
+		return nil, clip(fmt.Sprintf("%s [decision record dropped: %d bytes exceeds %d]", detail, len(d), maxDecision))
+	case !utf8.Valid(d):
+		return nil, clip(detail + " [decision record dropped: invalid UTF-8]")
+	case !json.Valid(d):
 		return nil, clip(detail + " [decision record dropped: not valid JSON]")
 	}
-	var esc bytes.Buffer
-	json.HTMLEscape(&esc, buf.Bytes())
-	if !utf8.Valid(esc.Bytes()) {
-		return nil, clip(detail + " [decision record dropped: invalid UTF-8]")
-	}
-	if esc.Len() > maxDecision {
-		return nil, clip(fmt.Sprintf("%s [decision record dropped: %d bytes exceeds %d]", detail, esc.Len(), maxDecision))
-	}
-	return esc.Bytes(), detail
+	return d, detail
 }
 
 // clip cuts s to maxField bytes at a rune boundary, marking the cut.

@@ -39,7 +39,7 @@ const (
 // hash-chained audit log and printed by `--output json`.
 type Decision struct {
 	ID            string    `json:"id"`   // unique: 48-bit ms time of Now + 80 random bits, hex
-	Time          time.Time `json:"time"` // Input.Now
+	Time          time.Time `json:"time"` // Input.Now, in UTC
 	PolicyVersion string    `json:"policyVersion"`
 	Action        Action    `json:"action"`
 	Environment   string    `json:"environment"`
@@ -159,8 +159,9 @@ func (p *Policy) Decide(ctx context.Context, in Input) (Decision, error) {
 		return Decision{}, err
 	}
 	d := Decision{
-		ID:            decisionID(in.Now),
-		Time:          in.Now,
+		ID:   decisionID(in.Now),
+		Time: in.Now.UTC(), // one zone in the audit log, whatever the caller's
+
 		PolicyVersion: p.version,
 		Action:        in.Action,
 		Environment:   in.Environment,
@@ -177,7 +178,7 @@ func (p *Policy) Decide(ctx context.Context, in Input) (Decision, error) {
 			Requirement: in.Trust.Requirement, Satisfied: nonNil(in.Trust.Satisfied)}
 	}
 	if in.Scan.Available {
-		d.Scan = &ScanSummary{Scanner: in.Scan.Scanner, Time: in.Scan.Time, Vulnerabilities: len(in.Scan.Vulnerabilities)}
+		d.Scan = &ScanSummary{Scanner: in.Scan.Scanner, Time: in.Scan.Time.UTC(), Vulnerabilities: len(in.Scan.Vulnerabilities)}
 	}
 
 	// Match bindings; gather each distinct check with its strongest mode.
@@ -207,7 +208,9 @@ func (p *Policy) Decide(ctx context.Context, in Input) (Decision, error) {
 					continue next
 				}
 			}
-			checks = append(checks, pending{ck: ck, mode: b.Mode, bindings: []int{b.Index}})
+			// b.self has capacity 1: the append above copies it, so
+			// decisions never share a mutable slice.
+			checks = append(checks, pending{ck: ck, mode: b.Mode, bindings: b.self})
 		}
 	}
 	if len(d.Bindings) == 0 {
@@ -243,7 +246,7 @@ func (p *Policy) Decide(ctx context.Context, in Input) (Decision, error) {
 // context is only checked between rules.
 func (p *Policy) evaluate(ck *check, act *activation) RuleResult {
 	r := ck.rule
-	res := RuleResult{ID: r.ID, Severity: r.Severity, Builtin: r.Builtin, Params: ck.params, Result: ResultPass}
+	res := RuleResult{ID: r.ID, Severity: r.Severity, Builtin: r.Builtin, Params: maps.Clone(ck.params), Result: ResultPass}
 	ok, err := evalBool(&ck.prog, act)
 	if err != nil {
 		res.Result, res.Error = ResultError, err.Error()

@@ -184,7 +184,7 @@ func (l *loader) binding(n *yaml.Node, i int) error {
 	if err != nil {
 		return err
 	}
-	b := &Binding{Index: i, Line: n.Line}
+	b := &Binding{Index: i, Line: n.Line, self: []int{i}}
 	if m := f["name"]; m != nil {
 		if b.Name, err = name(n, m, what+": name"); err != nil {
 			return err

@@ -173,6 +173,7 @@ type Binding struct {
 	Mode   Mode
 
 	checks []*check // one per Rules entry
+	self   []int    // []int{Index}, capacity 1, for RuleResult.Bindings
 }
 
 // Covers reports whether the binding applies to the triple.

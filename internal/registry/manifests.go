@@ -32,11 +32,14 @@ func (reg *Registry) getManifest(w http.ResponseWriter, r *http.Request, repo, r
 	if err != nil {
 		return err
 	}
-	var m *store.ManifestRecord
+	var (
+		m        *store.ManifestRecord
+		decision string
+	)
 	if reg.opts.Gate == nil {
 		m, err = reg.resolve(r, repo, ref)
 	} else {
-		m, err = reg.gatePull(w, r, repo, refStr, ref)
+		m, decision, err = reg.gatePull(w, r, repo, refStr, ref)
 	}
 	if err != nil {
 		return err
@@ -53,7 +56,7 @@ func (reg *Registry) getManifest(w http.ResponseWriter, r *http.Request, repo, r
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(m.Content)
-		reg.emit(r, nil, Event{Action: "pull", Repository: repo, Reference: refStr, Digest: m.Digest})
+		reg.emit(r, nil, Event{Action: "pull", Repository: repo, Reference: refStr, Digest: m.Digest, DecisionID: decision})
 	}
 	return nil
 }

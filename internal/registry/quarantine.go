@@ -50,21 +50,23 @@ func (reg *Registry) checkQuarantine(w http.ResponseWriter, r *http.Request, rep
 
 // gatePull resolves and decides a manifest GET or HEAD: quarantine first,
 // then the pull policy. The quarantine comes with the manifest in one
-// lookup, so enforcement adds no query to a pull.
-func (reg *Registry) gatePull(w http.ResponseWriter, r *http.Request, repo, refStr string, ref oci.Reference) (*store.ManifestRecord, error) {
+// lookup, so enforcement adds no query to a pull. It returns the id of the
+// decision that allowed the pull ("" when none was made), for the pull's
+// audit event.
+func (reg *Registry) gatePull(w http.ResponseWriter, r *http.Request, repo, refStr string, ref oci.Reference) (*store.ManifestRecord, string, error) {
 	d := ref.Digest
 	if !ref.IsDigest() {
 		var err error
 		if d, err = reg.meta.Tag(r.Context(), repo, ref.Tag); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
 	m, q, err := reg.meta.ManifestWithQuarantine(r.Context(), repo, d)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if err := reg.checkQuarantine(w, r, repo, refStr, m.Digest, q); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	req := &GateRequest{Trigger: TriggerPull, Repository: repo, Digest: m.Digest, MediaType: m.MediaType,
 		ArtifactType: m.ArtifactType, Subject: m.Subject, Manifest: m.Content, Caller: reg.gateCaller(r)}
@@ -73,12 +75,12 @@ func (reg *Registry) gatePull(w http.ResponseWriter, r *http.Request, repo, refS
 	}
 	v, err := reg.ask(r, reg.opts.Gate.Pull, req)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if !v.Allow {
 		reg.emit(r, nil, Event{Action: ActionPolicyDeny, Repository: repo, Reference: refStr, Digest: m.Digest,
 			Outcome: "denied", DecisionID: v.DecisionID, Detail: "pull: " + v.summary()})
-		return nil, policyDenied("pulling", repo, m.Digest, v)
+		return nil, "", policyDenied("pulling", repo, m.Digest, v)
 	}
 	if len(v.Warnings) > 0 {
 		addWarnings(w, v.Warnings...)
@@ -87,7 +89,7 @@ func (reg *Registry) gatePull(w http.ResponseWriter, r *http.Request, repo, refS
 				DecisionID: v.DecisionID, Detail: "pull: " + joinWarnings(v.Warnings)})
 		}
 	}
-	return m, nil
+	return m, v.DecisionID, nil
 }
 
 func joinWarnings(ws []string) string {

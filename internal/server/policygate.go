@@ -48,6 +48,7 @@ type policyGate struct {
 	fetcher  *localFetcher
 	cache    *trust.Cache
 	facts    *imageFactsCache
+	pulls    *pullCache
 	record   func(audit.Event)
 	log      *slog.Logger
 	now      func() time.Time
@@ -59,6 +60,7 @@ func newPolicyGate(p *policies, meta store.Meta, blobs store.Blobs, record func(
 		fetcher:  &localFetcher{meta: meta, blobs: blobs},
 		cache:    trust.NewCache(trust.CacheOptions{}),
 		facts:    newImageFactsCache(4096),
+		pulls:    newPullCache(16384),
 		record:   record,
 		log:      log,
 		now:      time.Now,
@@ -70,6 +72,7 @@ func (g *policyGate) Push(ctx context.Context, req *registry.GateRequest) (regis
 	if req.Subject != "" {
 		g.cache.Invalidate(req.Repository, req.Subject)
 		g.facts.invalidate(req.Repository, req.Subject)
+		g.pulls.invalidate(req.Repository, req.Subject)
 		return registry.Verdict{Allow: true}, nil
 	}
 	snap := g.policies.current()
@@ -88,20 +91,52 @@ func (g *policyGate) Push(ctx context.Context, req *registry.GateRequest) (regis
 	return v, nil
 }
 
-// Pull implements registry.Gate.
+// Pull implements registry.Gate. A host pulls the same digest again and
+// again (every node, every restart): the decision for the same image, tag,
+// environment, principal and policies is reused for up to pullReuse, and
+// never past an exception it relied on. The registry records each pull
+// with the id of the decision that allowed it; the decision itself is
+// logged once, when made.
 func (g *policyGate) Pull(ctx context.Context, req *registry.GateRequest) (registry.Verdict, error) {
 	env := req.Caller.Env()
 	if env == "" || req.Subject != "" {
 		return registry.Verdict{Allow: true}, nil
 	}
-	d, err := g.decide(ctx, g.policies.current(), req, policy.ActionPull, env)
-	if err != nil {
-		return registry.Verdict{}, err
+	snap := g.policies.current()
+	key := pullKey{repo: req.Repository, digest: req.Digest, env: env, who: req.Caller.Name(), kind: req.Caller.Kind(),
+		trust: version(snap.trust), rules: snap.rules.Version()}
+	if len(req.Tags) == 1 {
+		key.tag = req.Tags[0]
+	}
+	now := g.now()
+	d, ok := g.pulls.get(key, now)
+	if !ok {
+		var err error
+		if d, err = g.decide(ctx, snap, req, policy.ActionPull, env); err != nil {
+			return registry.Verdict{}, err
+		}
+		g.pulls.put(key, d, reuseUntil(d, now))
 	}
 	var v registry.Verdict
 	v.Allow = true
 	merge(&v, d, false)
 	return v, nil
+}
+
+// pullReuse bounds how long a pull decision is reused. Rules that read the
+// clock (max-age, exception expiry) are therefore at most this late.
+const pullReuse = 30 * time.Second
+
+// reuseUntil is when a decision made at now stops being reusable: after
+// pullReuse, or when an exception it applied expires.
+func reuseUntil(d policy.Decision, now time.Time) time.Time {
+	until := now.Add(pullReuse)
+	for _, e := range d.Exceptions {
+		if !e.Expires.IsZero() && e.Expires.Before(until) {
+			until = e.Expires
+		}
+	}
+	return until
 }
 
 // pushEnvironments lists, in a stable order, the environments a push to
@@ -399,4 +434,55 @@ func notFound(err error) error {
 		return fmt.Errorf("%w: %w", trust.ErrNotFound, err)
 	}
 	return err
+}
+
+// pullCache remembers pull decisions (see policyGate.Pull). Like
+// imageFactsCache it forgets everything at its bound.
+type pullCache struct {
+	max int
+	mu  sync.Mutex
+	m   map[pullKey]cachedPull
+}
+
+type pullKey struct {
+	repo                string
+	digest              digest.Digest
+	tag, env, who, kind string
+	trust, rules        string // policy versions
+}
+
+type cachedPull struct {
+	d     policy.Decision
+	until time.Time
+}
+
+func newPullCache(max int) *pullCache { return &pullCache{max: max, m: map[pullKey]cachedPull{}} }
+
+func (c *pullCache) get(k pullKey, now time.Time) (policy.Decision, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[k]
+	if !ok || !now.Before(e.until) {
+		return policy.Decision{}, false
+	}
+	return e.d, true
+}
+
+func (c *pullCache) put(k pullKey, d policy.Decision, until time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		clear(c.m)
+	}
+	c.m[k] = cachedPull{d: d, until: until}
+}
+
+func (c *pullCache) invalidate(repo string, d digest.Digest) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.m {
+		if k.repo == repo && k.digest == d {
+			delete(c.m, k)
+		}
+	}
 }
