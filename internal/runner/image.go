@@ -151,5 +151,15 @@ func (img *Image) Rootfs(ctx context.Context, cache *unpack.Cache, reg Registry)
 		rc, _, err := reg.Blob(ctx, img.Ref, d.Digest, d.Size)
 		return rc, err
 	}
-	return cache.Rootfs(ctx, img.Layers, fetch)
+	rootfs, err := cache.Rootfs(ctx, img.Layers, fetch)
+	if err != nil {
+		return nil, err
+	}
+	// The layers' digests were verified; their uncompressed content must
+	// also be what the (verified) config says, as Docker checks, so a
+	// config cannot describe one filesystem while the layers hold another.
+	if err := rootfs.CheckDiffIDs(img.Config.RootFS.DiffIDs); err != nil {
+		return nil, err
+	}
+	return rootfs, nil
 }

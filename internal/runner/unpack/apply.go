@@ -26,7 +26,7 @@ const (
 type Stats struct {
 	// Bytes is the length of the uncompressed tar stream.
 	Bytes int64 `json:"bytes"`
-	// Entries counts the tar entries read (pax global headers excluded).
+	// Entries counts the tar entries read, pax global headers included.
 	Entries int64 `json:"entries"`
 	// Dropped counts entries left out by policy: device nodes, fifos,
 	// AUFS metadata.
@@ -123,12 +123,12 @@ func (a *applier) apply(cr *countingReader) error {
 			}
 			return fmt.Errorf("%w: reading tar: %v", ErrInvalidLayer, err)
 		}
-		if hdr.Typeflag == tar.TypeXGlobalHeader {
-			continue // pax global header: metadata for the archive, no file
-		}
 		a.stats.Entries++
 		if a.stats.Entries > a.opts.Limits.MaxEntries {
 			return fmt.Errorf("%w: more than %d entries", ErrLimit, a.opts.Limits.MaxEntries)
+		}
+		if hdr.Typeflag == tar.TypeXGlobalHeader {
+			continue // pax global header: metadata for the archive, no file
 		}
 		if err := a.entry(hdr, tr); err != nil {
 			if cr.err != nil {

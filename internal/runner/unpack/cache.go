@@ -297,11 +297,16 @@ func (c *Cache) extract(ctx context.Context, desc v1.Descriptor, open Opener, bu
 	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return Layer{}, fmt.Errorf("unpack: %w", err)
 	}
-	if err := os.Rename(tmp, final); err != nil {
-		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
-			// Another process won the race; its copy is as good as ours.
-			return c.lookup(desc)
+	err = os.Rename(tmp, final)
+	if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
+		// Another process won the race; its copy is as good as ours.
+		if l, lerr := c.lookup(desc); !errors.Is(lerr, ErrNotCached) {
+			return l, lerr
 		}
+		// What was there was damaged and has been discarded.
+		err = os.Rename(tmp, final)
+	}
+	if err != nil {
 		return Layer{}, fmt.Errorf("unpack: %w", err)
 	}
 	renamed = true
