@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -306,5 +307,47 @@ func TestFactsCosignDiscovery(t *testing.T) {
 	}
 	if _, err := Facts(ctx, reg, repo, target); err == nil || !strings.Contains(err.Error(), "more than") {
 		t.Fatalf("flooded referrers: %v", err)
+	}
+}
+
+// TestFactsSelfReferential: a hostile registry lists a signature manifest
+// as a referrer of itself (its subject is another image, and no manifest
+// can name its own digest). Discovery goes one level only, so there is no
+// loop to fall into; the listed signature is a failed fact, never a
+// signature of itself, and a decision about it counts nothing.
+func TestFactsSelfReferential(t *testing.T) {
+	k := newNotationPKI(t)
+	ctx := context.Background()
+	target := notationTarget("the image")
+	reg := newMemRegistry()
+	env, mt, err := SignNotation(ctx, target, k.key, k.chain, nil, "jws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	man, envDesc, err := NotationSignatureManifest(target, env, mt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.blobs[envDesc.Digest] = env
+	self := reg.add(man)
+	// The same descriptor listed many times over: each is one failed fact.
+	for range 3 {
+		reg.referrers = append(reg.referrers, self)
+	}
+	facts, err := Facts(ctx, reg, oci.ImageRef{Registry: "r.example", Repository: "dev/app"}, self.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(facts) != 4 {
+		t.Fatalf("%d facts, want 4 (one per listing)", len(facts))
+	}
+	for i, f := range facts {
+		if f.Verified || !strings.Contains(f.Error, "subject is not") {
+			t.Errorf("fact %d: verified=%v error=%q; a signature must not vouch for itself", i, f.Verified, f.Error)
+		}
+	}
+	d, err := k.policy.Evaluate("dev/app", self.Digest, "dev", facts, time.Now())
+	if err != nil || d.Allowed || len(d.Satisfied) != 0 {
+		t.Fatalf("decision about the signature manifest itself: %+v, %v", d, err)
 	}
 }
