@@ -35,8 +35,9 @@ func TestDefault(t *testing.T) {
 			Grace:        config.Duration(time.Hour),
 			UploadExpiry: config.Duration(24 * time.Hour),
 		},
-		TLS:  config.TLS{Mode: "off"},
-		Auth: config.Auth{Enabled: true, Service: "bulwark", TokenTTL: config.Duration(5 * time.Minute)},
+		TLS:          config.TLS{Mode: "off"},
+		Auth:         config.Auth{Enabled: true, Service: "bulwark", TokenTTL: config.Duration(5 * time.Minute)},
+		PolicyReload: config.Duration(5 * time.Second),
 	}
 	got := config.Default()
 	if !reflect.DeepEqual(got, want) {
@@ -79,6 +80,9 @@ auth:
   realm: https://registry.example/token
   token_ttl: 10m
   anonymous_pull: ["public/*", "mirror/**"]
+trust_policy: /etc/bulwark/trust.yaml
+policy: /etc/bulwark/policy.yaml
+policy_reload: 1m
 `)
 	got, err := config.Load(p, nil)
 	if err != nil {
@@ -99,6 +103,9 @@ auth:
 		InsecureHTTP: true,
 		Auth: config.Auth{Enabled: false, Service: "registry.example", Realm: "https://registry.example/token",
 			TokenTTL: config.Duration(10 * time.Minute), AnonymousPull: []string{"public/*", "mirror/**"}},
+		TrustPolicy:  "/etc/bulwark/trust.yaml",
+		Policy:       "/etc/bulwark/policy.yaml",
+		PolicyReload: config.Duration(time.Minute),
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load = %+v\nwant   %+v", got, want)
