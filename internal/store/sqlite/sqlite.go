@@ -42,8 +42,8 @@ type DB struct {
 
 	// Prepared on the reader pool: the pure-Go driver spends more time
 	// parsing and planning a statement than running a point lookup, so the
-	// hot paths of a registry enforcing quarantine prepare theirs once.
-	blobAccess, manifestQuarantine *sql.Stmt
+	// lookups every pull makes are prepared once.
+	blobAccess, manifestQuarantine, tag, manifest, repoBlob *sql.Stmt
 
 	writes  chan write
 	closing chan struct{}
@@ -121,28 +121,28 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	r.SetMaxOpenConns(opts.Readers)
 	r.SetMaxIdleConns(opts.Readers)
 	r.SetConnMaxIdleTime(0)
-	blobAccess, err := r.PrepareContext(ctx, blobAccessQuery)
-	if err != nil {
-		w.Close()
-		r.Close()
-		up.Close()
-		return nil, fmt.Errorf("prepare blob access query: %w", err)
+	db := &DB{w: w, r: r, up: up, now: opts.Now}
+	for _, p := range []struct {
+		stmt  **sql.Stmt
+		query string
+	}{
+		{&db.blobAccess, blobAccessQuery},
+		{&db.manifestQuarantine, manifestQuarantineQuery},
+		{&db.tag, tagQuery},
+		{&db.manifest, manifestQuery},
+		{&db.repoBlob, repoBlobQuery},
+	} {
+		if *p.stmt, err = r.PrepareContext(ctx, p.query); err != nil {
+			db.closeStatements()
+			w.Close()
+			r.Close()
+			up.Close()
+			return nil, fmt.Errorf("prepare %q: %w", p.query, err)
+		}
 	}
-	manifestQuarantine, err := r.PrepareContext(ctx, manifestQuarantineQuery)
-	if err != nil {
-		blobAccess.Close()
-		w.Close()
-		r.Close()
-		up.Close()
-		return nil, fmt.Errorf("prepare manifest query: %w", err)
-	}
-	db := &DB{
-		w: w, r: r, up: up, now: opts.Now,
-		blobAccess: blobAccess, manifestQuarantine: manifestQuarantine,
-		writes:  make(chan write),
-		closing: make(chan struct{}),
-		stopped: make(chan struct{}),
-	}
+	db.writes = make(chan write)
+	db.closing = make(chan struct{})
+	db.stopped = make(chan struct{})
 	go db.committer()
 	return db, nil
 }
@@ -151,7 +151,17 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 func (db *DB) Close() error {
 	db.close.Do(func() { close(db.closing) })
 	<-db.stopped
-	return errors.Join(db.blobAccess.Close(), db.manifestQuarantine.Close(), db.r.Close(), db.w.Close(), db.up.Close())
+	return errors.Join(db.closeStatements(), db.r.Close(), db.w.Close(), db.up.Close())
+}
+
+func (db *DB) closeStatements() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{db.blobAccess, db.manifestQuarantine, db.tag, db.manifest, db.repoBlob} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // uploadsPath names the upload-session database beside the main one.
@@ -238,11 +248,7 @@ func (db *DB) LinkBlob(ctx context.Context, repo string, d digest.Digest) (int64
 // RepoBlob implements store.Meta.
 func (db *DB) RepoBlob(ctx context.Context, repo string, d digest.Digest) (int64, error) {
 	var size int64
-	err := db.r.QueryRowContext(ctx,
-		`SELECT b.size FROM repo_blobs rb
-		 JOIN repositories r ON r.id = rb.repo_id
-		 JOIN blobs b ON b.digest = rb.digest
-		 WHERE r.name = ? AND rb.digest = ?`, repo, d.String()).Scan(&size)
+	err := db.repoBlob.QueryRowContext(ctx, repo, d.String()).Scan(&size)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("%w: %s in %s", store.ErrBlobUnknown, d, repo)
 	}
@@ -403,22 +409,28 @@ func scanManifest(row interface{ Scan(...any) error }) (*store.ManifestRecord, e
 
 // Manifest implements store.Meta.
 func (db *DB) Manifest(ctx context.Context, repo string, d digest.Digest) (*store.ManifestRecord, error) {
-	row := db.r.QueryRowContext(ctx,
-		`SELECT `+manifestColumns+` FROM manifests m JOIN repositories r ON r.id = m.repo_id
-		 WHERE r.name = ? AND m.digest = ?`, repo, d.String())
-	m, err := scanManifest(row)
+	m, err := scanManifest(db.manifest.QueryRowContext(ctx, repo, d.String()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %s in %s", store.ErrManifestUnknown, d, repo)
 	}
 	return m, err
 }
 
+// The point lookups of every pull, prepared at Open.
+const (
+	tagQuery      = `SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repo_id WHERE r.name = ? AND t.name = ?`
+	manifestQuery = `SELECT ` + manifestColumns + ` FROM manifests m JOIN repositories r ON r.id = m.repo_id
+		 WHERE r.name = ? AND m.digest = ?`
+	repoBlobQuery = `SELECT b.size FROM repo_blobs rb
+		 JOIN repositories r ON r.id = rb.repo_id
+		 JOIN blobs b ON b.digest = rb.digest
+		 WHERE r.name = ? AND rb.digest = ?`
+)
+
 // Tag implements store.Meta.
 func (db *DB) Tag(ctx context.Context, repo, tag string) (digest.Digest, error) {
 	var d string
-	err := db.r.QueryRowContext(ctx,
-		`SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repo_id WHERE r.name = ? AND t.name = ?`,
-		repo, tag).Scan(&d)
+	err := db.tag.QueryRowContext(ctx, repo, tag).Scan(&d)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("%w: %s:%s", store.ErrTagUnknown, repo, tag)
 	}
