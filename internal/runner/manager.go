@@ -33,6 +33,27 @@ type Manager struct {
 	// Network, when set, is called with a prepared network namespace for
 	// every container; when nil the runtime creates a loopback-only one.
 	Network NetworkSetup
+	// NetworkTeardown, when set, is called with the container's network
+	// namespace path whenever a container is removed (after it exits, on
+	// stop, or when Prepare fails), before the namespace is unmounted, so
+	// the network step can remove what it made outside the namespace. It
+	// is called whether or not the record says a namespace was made (a
+	// crash can leave the record behind), so it must be idempotent and
+	// cheap when it has nothing to do.
+	NetworkTeardown func(ctx context.Context, netnsPath string) error
+}
+
+// release undoes the network setup, then unmounts and deletes the
+// container's directory. The directory goes even if the teardown failed:
+// the network step keeps its own record for a later attempt.
+func (m *Manager) release(ctx context.Context, c *Container) error {
+	var nerr error
+	if m.NetworkTeardown != nil {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		nerr = m.NetworkTeardown(tctx, c.NetNSPath())
+		cancel()
+	}
+	return errors.Join(nerr, c.release())
 }
 
 // RunRequest is one bulwark run.
@@ -67,7 +88,7 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (exitCode int, err er
 	keep := false
 	defer func() {
 		if !keep {
-			if rerr := c.release(); rerr != nil && err == nil {
+			if rerr := m.release(ctx, c); rerr != nil && err == nil {
 				err = rerr
 			}
 		}
@@ -127,7 +148,7 @@ func (m *Manager) Prepare(ctx context.Context, req RunRequest) (_ *Container, er
 	}
 	defer func() {
 		if err != nil {
-			if rerr := c.release(); rerr != nil {
+			if rerr := m.release(ctx, c); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
 		}
@@ -176,7 +197,7 @@ func (m *Manager) Prepare(ctx context.Context, req RunRequest) (_ *Container, er
 
 // Remove unmounts and deletes a prepared container that is not running
 // (use Stop for one that may be).
-func (m *Manager) Remove(c *Container) error { return c.release() }
+func (m *Manager) Remove(c *Container) error { return m.release(context.Background(), c) }
 
 // Status is one line of ps.
 type Status struct {
@@ -279,7 +300,7 @@ func (m *Manager) Stop(ctx context.Context, name string, timeout time.Duration) 
 			return err
 		}
 	}
-	return c.release()
+	return m.release(ctx, c)
 }
 
 // Logs opens a detached container's log (stdout and stderr interleaved as
