@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bulwark-dev/bulwark/internal/runner"
+	"github.com/bulwark-dev/bulwark/internal/runner/network"
 	"github.com/bulwark-dev/bulwark/internal/runner/unpack"
 )
 
@@ -48,7 +49,46 @@ func (f *runnerFlags) manager(cmd *cobra.Command) (*runner.Manager, string, erro
 	if err != nil {
 		return nil, "", err
 	}
-	return &runner.Manager{Store: store, Runtime: &runner.Runtime{Path: f.runtime, Root: store.RuntimeRoot()}}, cfg.Data, nil
+	return &runner.Manager{
+		Store: store, Runtime: &runner.Runtime{Path: f.runtime, Root: store.RuntimeRoot()},
+		// Every removal (stop, an attached run's end) undoes what a
+		// --publish/--allow-egress setup made, and sweeps what a crashed
+		// bulwark left.
+		NetworkTeardown: networkManager(store).Teardown,
+	}, cfg.Data, nil
+}
+
+func networkManager(store *runner.Store) *network.Manager {
+	return network.New(filepath.Join(store.Dir(), "network"))
+}
+
+// networkConfig merges --profile with --publish and --allow-egress (the
+// flags add to the profile) and returns the capabilities the profile
+// adds.
+func networkConfig(profile string, publish, egress []string) (network.Config, []string, error) {
+	var p network.Profile
+	if profile != "" {
+		var err error
+		if p, err = network.LoadProfile(profile); err != nil {
+			return network.Config{}, nil, err
+		}
+	}
+	cfg := p.Network
+	for _, s := range publish {
+		x, err := network.ParsePublish(s)
+		if err != nil {
+			return network.Config{}, nil, err
+		}
+		cfg.Publish = append(cfg.Publish, x)
+	}
+	for _, s := range egress {
+		x, err := network.ParseEgress(s)
+		if err != nil {
+			return network.Config{}, nil, err
+		}
+		cfg.Egress = append(cfg.Egress, x)
+	}
+	return cfg, p.CapAdd, cfg.Validate()
 }
 
 func newRunCmd() *cobra.Command {
@@ -66,6 +106,10 @@ func newRunCmd() *cobra.Command {
 		tmpSize    string
 		usernsBase uint32
 		usernsSize uint32
+		profile    string
+		publish    []string
+		egress     []string
+		checks     runChecks
 	)
 	cmd := &cobra.Command{
 		Use:   "run [flags] IMAGE [-- COMMAND [ARG...]]",
@@ -76,16 +120,32 @@ defaults: a non-root user (an image whose USER is root, or unset, is refused
 unless --allow-root), a user namespace mapping the container onto host ids
 100000-165535, no capabilities, no new privileges, Docker's seccomp profile,
 a read-only root with a noexec /tmp, Docker's masked paths, memory and pids
-limits and a network namespace with loopback only. docs/runner.md lists
-every default and the CIS Docker Benchmark items it covers.
+limits and a network namespace with loopback only. --publish, --allow-egress
+and --profile give it a veth and an nftables allowlist in its own network
+namespace: inbound only to the published ports, outbound only to the allowed
+HOST:PORT pairs. docs/runner.md lists every default and the CIS Docker
+Benchmark items it covers.
+
+Before anything is unpacked, the reference is resolved to a digest, its
+signatures are checked against --trust-policy for --env, and --policy
+decides (action run, with the run request: user, capabilities, ports,
+egress). A refusal prints every failed rule with its fix and exits 2. With
+neither policy (flags or the config's trust_policy and policy) bulwark run
+refuses unless --insecure-skip-verify. An admission is reused for a minute
+for the same digest, policies, environment and request. --report-to URL
+reports the start and the stop to a bulwark server (bulwark report
+--running).
 
 Attached (the default) the container's stdout and stderr are bulwark's,
 SIGINT and SIGTERM are forwarded to it, and bulwark exits with its status
 (125 when it could not start). With -d it runs in the background, its output
 goes to a log file (bulwark logs NAME) and bulwark stop NAME ends it.
 
-  bulwark run 127.0.0.1:5000/team/app:v1
+  bulwark run --trust-policy trust.yaml --policy policy.yaml --env prod 127.0.0.1:5000/prod/app@sha256:…
+  bulwark run --config /etc/bulwark/host.yaml --report-to https://registry.example 127.0.0.1:5000/team/app:v1
   bulwark run -d --name web --memory 512m 127.0.0.1:5000/team/web@sha256:…
+  bulwark run -d --name api --publish 127.0.0.1:8080:8080 --allow-egress db.internal:5432 127.0.0.1:5000/team/api:v1
+  bulwark run -d --name api --profile api.yaml 127.0.0.1:5000/team/api:v1
   bulwark run --user 1000 127.0.0.1:5000/library/busybox:1 -- sh -c 'id'`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -102,6 +162,11 @@ goes to a log file (bulwark logs NAME) and bulwark stop NAME ends it.
 			if err != nil || tmp < 0 {
 				return fmt.Errorf("--tmp-size: %v", err)
 			}
+			netCfg, profileCaps, err := networkConfig(profile, publish, egress)
+			if err != nil {
+				return err
+			}
+			caps = append(profileCaps, caps...)
 			if name == "" {
 				name = defaultName(ref.Repository)
 			}
@@ -115,6 +180,12 @@ goes to a log file (bulwark logs NAME) and bulwark stop NAME ends it.
 				return err
 			}
 			warnRuntime(ctx, cmd.ErrOrStderr(), m)
+			if !netCfg.Empty() {
+				nm := networkManager(m.Store)
+				m.Network = func(ctx context.Context, netns string) error {
+					return nm.Setup(ctx, name, netns, netCfg)
+				}
+			}
 
 			client, err := registryClient()
 			if err != nil {
@@ -124,9 +195,19 @@ goes to a log file (bulwark logs NAME) and bulwark stop NAME ends it.
 			if err != nil {
 				return err
 			}
-			// Signature verification (trust policy for --env) and
-			// policy.Decide(action=run) go here: on the resolved digest
-			// and config, before anything is unpacked.
+			// Verify and decide on the resolved digest and config, before
+			// anything is unpacked (runtrust.go): a refusal leaves the
+			// layer cache untouched.
+			cfg, err := f.load(cmd)
+			if err != nil {
+				return err
+			}
+			checks.resolve(cmd, cfg)
+			checks.cacheDir = filepath.Join(data, "admissions")
+			adm, err := admitRun(ctx, cmd.ErrOrStderr(), client, ref, img, checks, runRequest(user, caps, netCfg))
+			if err != nil {
+				return err
+			}
 			effectiveUser := img.Config.Config.User
 			if user != "" {
 				effectiveUser = user
@@ -157,8 +238,24 @@ goes to a log file (bulwark logs NAME) and bulwark stop NAME ends it.
 				Rootfs: rootfs, Image: ref.String(), ImageDigest: img.Manifest.Digest.String(),
 				Detach: detach,
 			}
+			// With --report-to, the start is reported before the
+			// container starts (nothing runs unreported) and the stop
+			// when it ends (report.go).
+			report, err := newRunReport(checks.reportTo, data, runStartEvent(ref, img, name, effectiveUser, adm, caps, netCfg, mem, pids, detach, f.runtime, profile))
+			if err != nil {
+				return err
+			}
+			if report != nil {
+				if _, err := m.Store.Get(name); err == nil {
+					return fmt.Errorf("%w: %s (bulwark stop %s removes it)", runner.ErrNameInUse, name, name)
+				}
+				if err := report.started(ctx); err != nil {
+					return err
+				}
+			}
 			if detach {
 				if _, err := m.Run(ctx, req); err != nil {
+					report.stopped(context.WithoutCancel(ctx), cmd.ErrOrStderr(), nil, "did not start: "+err.Error())
 					return runError(err)
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), name)
@@ -173,8 +270,10 @@ goes to a log file (bulwark logs NAME) and bulwark stop NAME ends it.
 			req.Signals = sigs
 			code, err := m.Run(context.WithoutCancel(ctx), req)
 			if err != nil {
+				report.stopped(context.WithoutCancel(ctx), cmd.ErrOrStderr(), nil, "did not start: "+err.Error())
 				return runError(err)
 			}
+			report.stopped(context.WithoutCancel(ctx), cmd.ErrOrStderr(), &code, "exited")
 			if code != 0 {
 				return &exitError{code: code}
 			}
@@ -182,6 +281,7 @@ goes to a log file (bulwark logs NAME) and bulwark stop NAME ends it.
 		},
 	}
 	f.register(cmd)
+	checks.register(cmd)
 	fl := cmd.Flags()
 	fl.SetInterspersed(false)
 	fl.StringVar(&f.runtime, "runtime", "runc", "OCI runtime binary (runc, crun, or a path)")
@@ -197,6 +297,9 @@ goes to a log file (bulwark logs NAME) and bulwark stop NAME ends it.
 	fl.StringVar(&tmpSize, "tmp-size", "64m", "size of the /tmp tmpfs (counts against --memory)")
 	fl.Uint32Var(&usernsBase, "userns-base", runner.DefaultIDMapHostBase, "first host uid/gid of the container's user namespace")
 	fl.Uint32Var(&usernsSize, "userns-size", runner.DefaultIDMapSize, "number of ids mapped (container ids 0..size-1)")
+	fl.StringVar(&profile, "profile", "", "run profile (YAML: publish, allow_egress, cap_add; see docs/runner.md)")
+	fl.StringArrayVar(&publish, "publish", nil, "publish HOST_IP:HOST_PORT:PORT[/tcp|/udp] (repeatable; 0.0.0.0 for every host address)")
+	fl.StringArrayVar(&egress, "allow-egress", nil, "allow connections to HOST:PORT[/tcp|/udp] (repeatable; names are resolved once, at start)")
 	return cmd
 }
 
@@ -319,7 +422,7 @@ already exited is just removed.
   bulwark stop --time 30s web worker`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, _, err := f.manager(cmd)
+			m, data, err := f.manager(cmd)
 			if err != nil {
 				return err
 			}
@@ -329,6 +432,8 @@ already exited is just removed.
 					errs = append(errs, fmt.Errorf("%s: %w", name, err))
 					continue
 				}
+				// A start reported with --report-to gets its stop.
+				reportStopped(context.WithoutCancel(cmd.Context()), cmd.ErrOrStderr(), data, name)
 				fmt.Fprintln(cmd.OutOrStdout(), name)
 			}
 			return errors.Join(errs...)

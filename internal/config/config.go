@@ -48,6 +48,20 @@ type Config struct {
 	// PolicyReload is how often both policy files are checked for changes
 	// (SIGHUP reloads at once); 0 only reloads on SIGHUP.
 	PolicyReload Duration `yaml:"policy_reload"`
+	// Run configures bulwark run on this host. It also reads TrustPolicy
+	// and Policy above: a host checks what it runs like the registry
+	// checks what it serves.
+	Run Run `yaml:"run"`
+}
+
+// Run configures bulwark run.
+type Run struct {
+	// Env is the environment this host's containers are decided for (the
+	// default of --env).
+	Env string `yaml:"env"`
+	// ReportTo is the bulwark server that every start and stop is
+	// reported to (the default of --report-to); "" reports nothing.
+	ReportTo string `yaml:"report_to"`
 }
 
 // TLS configures HTTPS.

@@ -83,6 +83,9 @@ auth:
 trust_policy: /etc/bulwark/trust.yaml
 policy: /etc/bulwark/policy.yaml
 policy_reload: 1m
+run:
+  env: prod
+  report_to: https://registry.example:5000
 `)
 	got, err := config.Load(p, nil)
 	if err != nil {
@@ -106,6 +109,7 @@ policy_reload: 1m
 		TrustPolicy:  "/etc/bulwark/trust.yaml",
 		Policy:       "/etc/bulwark/policy.yaml",
 		PolicyReload: config.Duration(time.Minute),
+		Run:          config.Run{Env: "prod", ReportTo: "https://registry.example:5000"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load = %+v\nwant   %+v", got, want)

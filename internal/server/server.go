@@ -26,6 +26,7 @@ import (
 	"github.com/bulwark-dev/bulwark/internal/audit"
 	"github.com/bulwark-dev/bulwark/internal/auth"
 	"github.com/bulwark-dev/bulwark/internal/config"
+	"github.com/bulwark-dev/bulwark/internal/inventory"
 	"github.com/bulwark-dev/bulwark/internal/registry"
 )
 
@@ -46,6 +47,8 @@ type Server struct {
 	gcMu sync.Mutex
 	// policies are the enforced policy files; nil without --policy.
 	policies *policies
+	// inventory records what runs where (/inventory/v1/, inventory.go).
+	inventory *inventory.Store
 }
 
 // New opens the data directory and builds the server. Close releases it.
@@ -91,8 +94,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		// pretending to enforce it.
 		log.Warn("trust_policy is set without policy: pushes and pulls are not decided (add --policy with a binding using the rule \"signed\")")
 	}
+	inv, invHandler, err := openInventory(ctx, cfg.Data, sec)
+	if err != nil {
+		sec.close()
+		data.Close()
+		return nil, err
+	}
 	reg := data.Registry(opts)
-	s := &Server{cfg: cfg, log: log, data: data, registry: reg, tls: tlsCfg, TrustHelp: trustHelp, sec: sec, Bootstrap: boot, policies: pols}
+	s := &Server{cfg: cfg, log: log, data: data, registry: reg, tls: tlsCfg, TrustHelp: trustHelp, sec: sec, Bootstrap: boot, policies: pols, inventory: inv}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", s.healthz)
@@ -103,6 +112,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	quarantine := http.StripPrefix("/admin/v1", reg.QuarantineAdminHandler(registry.QuarantineAdminOptions{Actor: adminActor}))
 	mux.Handle("/admin/v1/quarantine", sec.adminOnly(quarantine))
 	mux.Handle("/admin/v1/quarantine/", sec.adminOnly(quarantine))
+	mux.Handle("/inventory/v1/", invHandler)
 	if cfg.Auth.Enabled {
 		mux.Handle("/token", sec.service)
 		accounts := http.StripPrefix("/admin/v1", auth.AdminHandler(sec.accounts, auth.AdminOptions{OnChange: sec.adminChange}))
@@ -129,7 +139,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) Registry() *registry.Registry { return s.registry }
 
 // Close flushes the audit log and releases the data directory.
-func (s *Server) Close() error { return errors.Join(s.sec.close(), s.data.Close()) }
+func (s *Server) Close() error {
+	return errors.Join(s.inventory.Close(), s.sec.close(), s.data.Close())
+}
 
 // Serve serves on ln until ctx ends, then shuts down gracefully: in-flight
 // requests get up to grace to finish.
