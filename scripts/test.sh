@@ -33,7 +33,7 @@ step() { echo; echo "==> $*"; }
 # --- 1. system packages -----------------------------------------------------
 # curl is used by conformance.sh to poll the server; it is in the base image
 # but listed so a leaner machine still works.
-packages=(docker-registry skopeo docker.io runc busybox-static curl openssl)
+packages=(docker-registry skopeo docker.io runc busybox-static curl openssl debootstrap)
 
 ensure_packages() {
 	local missing=() p
@@ -139,6 +139,13 @@ if [[ ! -x $COSIGN_BIN ]]; then
 	else
 		mv "$cosign_gobin/cosign" "$COSIGN_BIN"
 	fi
+fi
+
+# The Debian bookworm minbase image the scanner tests read (debootstrap from
+# Debian's mirror, about 3 minutes cold; cached like the tools above).
+step "test fixtures"
+if ! scripts/fixtures.sh bookworm-minbase; then
+	echo "test.sh: could not build the bookworm-minbase fixture; the scanner tests will fail" >&2
 fi
 
 # --- 3. go test ---------------------------------------------------------------
