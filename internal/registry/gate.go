@@ -36,7 +36,9 @@ import (
 //     error's detail.
 //   - serves a blob only to callers who may fetch some manifest of the
 //     repository that references it, or who may push there (uploads HEAD
-//     and GET their blobs before any manifest names them).
+//     and GET their blobs before any manifest names them); for a caller
+//     bound to an environment, "may fetch" includes the pull policy: Pull
+//     must allow one of those manifests (blobPullAllowed).
 //
 // Warnings of either verdict become `Warning: 299 - "…"` response headers.
 // A Gate error fails closed: 503 UNAVAILABLE, nothing stored or served.

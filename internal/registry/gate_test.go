@@ -426,6 +426,22 @@ func TestGateQuarantine(t *testing.T) {
 	if r := e.call(t, "alice", http.MethodGet, "/v2/pull/app/manifests/v1", nil); r.StatusCode != http.StatusOK {
 		t.Errorf("alice (no environment) pull of pull/app = %d", r.StatusCode)
 	}
+	// Nor its blobs, fetched by digest without the manifest: the pull
+	// policy covers them too for a caller bound to an environment, while
+	// a caller without one still gets them.
+	for _, blob := range []digest.Digest{digest.FromBytes(other.Layers[0]), digest.FromBytes(other.Config)} {
+		for _, m := range []string{http.MethodGet, http.MethodHead} {
+			wantDenied(t, m+" blob of pull/app as host", e.call(t, "host", m, "/v2/pull/app/blobs/"+blob.String(), nil),
+				"policy denies pulling blob "+blob.String(), "approved: prod pulls need an approval")
+		}
+		if r := e.call(t, "alice", http.MethodGet, "/v2/pull/app/blobs/"+blob.String(), nil); r.StatusCode != http.StatusOK {
+			t.Errorf("alice (no environment) GET blob %s of pull/app = %d", blob, r.StatusCode)
+		}
+	}
+	// The approved image's blobs are the host's to fetch.
+	if r := e.call(t, "host", http.MethodGet, "/v2/prod/app/blobs/"+layer.String(), nil); r.StatusCode != http.StatusOK {
+		t.Errorf("host GET of the approved image's layer = %d %s", r.StatusCode, r.body)
+	}
 
 	// Pushing the released image again with a decision that still passes
 	// keeps it public; deleting a quarantined manifest removes its record.

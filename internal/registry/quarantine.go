@@ -106,6 +106,11 @@ func (reg *Registry) blobAccess(r *http.Request, repo string, d digest.Digest) (
 		return 0, err
 	}
 	if a.Public {
+		if c := callerFrom(r.Context()); c != nil && c.Env() != "" {
+			if err := reg.blobPullAllowed(r, repo, d); err != nil {
+				return 0, err
+			}
+		}
 		return a.Size, nil
 	}
 	ok, q := reg.blobVisible(r, repo, a)
@@ -120,6 +125,54 @@ func (reg *Registry) blobAccess(r *http.Request, repo string, d digest.Digest) (
 	reg.emit(r, nil, Event{Action: ActionPolicyDeny, Repository: repo, Digest: d, Outcome: "denied",
 		DecisionID: q.DecisionID, Detail: "blob of quarantined manifest " + q.Digest.String()})
 	return 0, quarantinedError(fmt.Sprintf("blob %s@%s belongs only to manifests that are quarantined; manifest %s", repo, d, q.Digest), q)
+}
+
+// maxBlobManifests bounds the manifests a blob check asks the pull policy
+// about: a layer shared by more images than this is judged by the first
+// ones (in digest order), which is still never more than the caller could
+// get through those manifests.
+const maxBlobManifests = 8
+
+// blobPullAllowed applies the pull policy to a blob for a caller bound to
+// an environment: the blob is served only if the policy lets the caller
+// pull some manifest of the repository that references it. Otherwise a
+// robot the policy refuses an image could still fetch its layers by
+// digest. The decisions are the gate's, cached like manifest pulls.
+func (reg *Registry) blobPullAllowed(r *http.Request, repo string, d digest.Digest) error {
+	ms, err := reg.meta.BlobManifests(r.Context(), repo, d, maxBlobManifests)
+	if err != nil {
+		return err
+	}
+	var denied Verdict
+	var deniedDigest digest.Digest
+	for _, md := range ms {
+		m, err := reg.meta.Manifest(r.Context(), repo, md)
+		if errors.Is(err, store.ErrManifestUnknown) {
+			continue // deleted since the lookup
+		}
+		if err != nil {
+			return err
+		}
+		req := &GateRequest{Trigger: TriggerPull, Repository: repo, Digest: m.Digest, MediaType: m.MediaType,
+			ArtifactType: m.ArtifactType, Subject: m.Subject, Manifest: m.Content, Caller: reg.gateCaller(r)}
+		v, err := reg.ask(r, reg.opts.Gate.Pull, req)
+		if err != nil {
+			return err
+		}
+		if v.Allow {
+			return nil
+		}
+		if deniedDigest == "" {
+			denied, deniedDigest = v, m.Digest
+		}
+	}
+	if deniedDigest == "" {
+		// Referenced by no manifest any more: as for unreferenced content.
+		return newError(http.StatusNotFound, CodeBlobUnknown, "blob unknown to registry")
+	}
+	reg.emit(r, nil, Event{Action: ActionPolicyDeny, Repository: repo, Digest: d, Outcome: "denied",
+		DecisionID: denied.DecisionID, Detail: "blob of manifest " + deniedDigest.String() + ": " + denied.summary()})
+	return policyDenied("pulling blob "+d.String()+" of", repo, deniedDigest, denied)
 }
 
 // blobVisible reports whether the request's caller may read a blob that no

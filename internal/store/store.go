@@ -248,6 +248,10 @@ type Meta interface {
 	// manifest that is not quarantined references it; ErrBlobUnknown if the
 	// blob is not linked into repo.
 	BlobAccess(ctx context.Context, repo string, d digest.Digest) (BlobAccess, error)
+	// BlobManifests lists up to limit manifests of repo, not quarantined,
+	// that reference blob d (as config or layer), in digest order: the
+	// manifests through which a pull policy may let a caller read d.
+	BlobManifests(ctx context.Context, repo string, d digest.Digest, limit int) ([]digest.Digest, error)
 
 	// CreateUpload, Upload, UpdateUpload and DeleteUpload manage upload
 	// sessions. Upload returns ErrUploadUnknown for unknown ids.

@@ -226,3 +226,21 @@ func (db *DB) ManifestWithQuarantine(ctx context.Context, repo string, d digest.
 	}
 	return &m, q, nil
 }
+
+// BlobManifests implements store.Meta.
+func (db *DB) BlobManifests(ctx context.Context, repo string, d digest.Digest, limit int) ([]digest.Digest, error) {
+	names, err := db.strings(ctx,
+		`SELECT mr.manifest FROM manifest_refs mr
+		 JOIN repositories r ON r.id = mr.repo_id
+		 WHERE r.name = ? AND mr.digest = ? AND mr.kind = 'b'
+		   AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.repo_id = mr.repo_id AND q.digest = mr.manifest)
+		 ORDER BY mr.manifest LIMIT ?`, repo, d.String(), limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]digest.Digest, len(names))
+	for i, n := range names {
+		out[i] = digest.Digest(n)
+	}
+	return out, nil
+}

@@ -286,6 +286,31 @@ func testBlobAccess(t *testing.T, m store.Meta) {
 		wantErr(t, fmt.Sprintf("BlobAccess(%s, %s)", tc.repo, tc.d), err, store.ErrBlobUnknown)
 	}
 
+	// The manifests through which a pull policy may grant each blob: not
+	// quarantined ones, in digest order, bounded.
+	for _, tc := range []struct {
+		repo  string
+		d     digest.Digest
+		limit int
+		want  []digest.Digest
+	}{
+		{repo, cfg, 10, []digest.Digest{public.Digest}},
+		{repo, qonly, 10, nil},
+		{repo, loose, 10, nil},
+		{"ba/other", qonly, 10, []digest.Digest{image("other", cfg, qonly).Digest}},
+		{"unknown", cfg, 10, nil},
+	} {
+		got, err := m.BlobManifests(ctx, tc.repo, tc.d, tc.limit)
+		noErr(t, "BlobManifests", err)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("BlobManifests(%s, %s) = %v, want %v", tc.repo, tc.d, got, tc.want)
+		}
+	}
+	putManifest(t, m, repo, image("public2", cfg), "v2")
+	if got, err := m.BlobManifests(ctx, repo, cfg, 1); err != nil || len(got) != 1 {
+		t.Errorf("BlobManifests with limit 1 = %v, %v; want one manifest", got, err)
+	}
+
 	// Releasing one quarantined manifest makes its blobs public.
 	noErr(t, "Release", m.Release(ctx, repo, q2.Digest))
 	if a, err := m.BlobAccess(ctx, repo, qonly); err != nil || !a.Public {
