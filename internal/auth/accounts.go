@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -24,6 +23,8 @@ import (
 
 	"golang.org/x/crypto/argon2"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/bulwark-dev/bulwark/internal/sqlitedb"
 )
 
 //go:embed accounts_schema.sql
@@ -153,7 +154,7 @@ func OpenAccounts(ctx context.Context, path string, opts AccountsOptions) (*Acco
 	// process instead of failing. _txlock=immediate takes the write lock at
 	// BEGIN: a transaction that read first and then upgraded could fail
 	// with SQLITE_BUSY without waiting, when another process writes.
-	w, err := openSQLite(path, []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"}, true)
+	w, err := sqlitedb.Open("accounts database", path, []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +170,7 @@ func OpenAccounts(ctx context.Context, path string, opts AccountsOptions) (*Acco
 		w.Close()
 		return nil, err
 	}
-	a.r, err = openSQLite(path, []string{"busy_timeout(10000)", "foreign_keys(1)", "query_only(1)"}, false)
+	a.r, err = sqlitedb.Open("accounts database", path, []string{"busy_timeout(10000)", "foreign_keys(1)", "query_only(1)"}, false)
 	if err != nil {
 		w.Close()
 		return nil, err
@@ -181,35 +182,8 @@ func OpenAccounts(ctx context.Context, path string, opts AccountsOptions) (*Acco
 	return a, nil
 }
 
-func openSQLite(path string, pragmas []string, immediate bool) (*sql.DB, error) {
-	q := url.Values{}
-	for _, p := range pragmas {
-		q.Add("_pragma", p)
-	}
-	if immediate {
-		q.Set("_txlock", "immediate")
-	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("open accounts database %s: %w", path, err)
-	}
-	return db, nil
-}
-
 func (a *Accounts) migrate(ctx context.Context, path string) error {
-	return a.tx(ctx, func(tx *sql.Tx) error {
-		var v int
-		if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
-			return fmt.Errorf("read accounts schema version of %s: %w", path, err)
-		}
-		if v > accountsSchemaVersion {
-			return fmt.Errorf("accounts database %s has schema version %d; this bulwark knows only up to %d (downgrade?)", path, v, accountsSchemaVersion)
-		}
-		if _, err := tx.ExecContext(ctx, accountsSchema); err != nil {
-			return fmt.Errorf("create accounts schema in %s: %w", path, err)
-		}
-		return nil
-	})
+	return sqlitedb.Migrate(ctx, a.w, "accounts database", path, accountsSchema, accountsSchemaVersion)
 }
 
 // Close closes the database.
@@ -225,18 +199,7 @@ func (a *Accounts) Close() error {
 // (hashing) before, never inside, so another process's writer waits at most
 // milliseconds.
 func (a *Accounts) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := a.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("accounts database: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("accounts database: commit: %w", err)
-	}
-	return nil
+	return sqlitedb.Tx(ctx, a.w, "accounts database", fn)
 }
 
 func (a *Accounts) nowNano() int64 { return a.now().UnixNano() }

@@ -7,13 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/bulwark-dev/bulwark/internal/sqlitedb"
 )
 
 //go:embed schema.sql
@@ -50,7 +51,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// busy_timeout first so that switching to WAL waits for another
 	// process; _txlock=immediate takes the write lock at BEGIN, so the
 	// ownership check and the write cannot interleave with another writer.
-	w, err := openSQLite(path, []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"}, true)
+	w, err := sqlitedb.Open("inventory database", path, []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +64,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
-	if s.r, err = openSQLite(path, []string{"busy_timeout(10000)", "query_only(1)"}, false); err != nil {
+	if s.r, err = sqlitedb.Open("inventory database", path, []string{"busy_timeout(10000)", "query_only(1)"}, false); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -72,35 +73,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	return s, nil
 }
 
-func openSQLite(path string, pragmas []string, immediate bool) (*sql.DB, error) {
-	q := url.Values{}
-	for _, p := range pragmas {
-		q.Add("_pragma", p)
-	}
-	if immediate {
-		q.Set("_txlock", "immediate")
-	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("inventory: open %s: %w", path, err)
-	}
-	return db, nil
-}
-
 func (s *Store) migrate(ctx context.Context, path string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		var v int
-		if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
-			return fmt.Errorf("inventory: read schema version of %s: %w", path, err)
-		}
-		if v > schemaVersion {
-			return fmt.Errorf("inventory: %s has schema version %d; this bulwark knows only up to %d (downgrade?)", path, v, schemaVersion)
-		}
-		if _, err := tx.ExecContext(ctx, schema); err != nil {
-			return fmt.Errorf("inventory: create schema in %s: %w", path, err)
-		}
-		return nil
-	})
+	return sqlitedb.Migrate(ctx, s.w, "inventory database", path, schema, schemaVersion)
 }
 
 // Close closes the store.
@@ -113,18 +87,7 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("inventory: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("inventory: commit: %w", err)
-	}
-	return nil
+	return sqlitedb.Tx(ctx, s.w, "inventory database", fn)
 }
 
 // Append stores a validated record (Seq is assigned) and makes it the

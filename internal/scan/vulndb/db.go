@@ -11,12 +11,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/bulwark-dev/bulwark/internal/sqlitedb"
 )
 
 // FileName is the database's name in the data directory.
@@ -104,7 +105,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 			return nil, fmt.Errorf("create vulnerability database directory: %w", err)
 		}
-		w, err := openSQLite(path, []string{"busy_timeout(30000)", "journal_mode(WAL)", "synchronous(NORMAL)"}, true)
+		w, err := sqlitedb.Open("vulnerability database", path, []string{"busy_timeout(30000)", "journal_mode(WAL)", "synchronous(NORMAL)"}, true)
 		if err != nil {
 			return nil, err
 		}
@@ -115,7 +116,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 			return nil, err
 		}
 	}
-	r, err := openSQLite(path, []string{"busy_timeout(30000)", "query_only(1)", "cache_size(-16000)"}, false)
+	r, err := sqlitedb.Open("vulnerability database", path, []string{"busy_timeout(30000)", "query_only(1)", "cache_size(-16000)"}, false)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -141,41 +142,8 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	return db, nil
 }
 
-func openSQLite(path string, pragmas []string, immediate bool) (*sql.DB, error) {
-	q := url.Values{}
-	for _, p := range pragmas {
-		q.Add("_pragma", p)
-	}
-	if immediate {
-		q.Set("_txlock", "immediate")
-	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("open vulnerability database %s: %w", path, err)
-	}
-	return db, nil
-}
-
 func (db *DB) migrate(ctx context.Context) error {
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("open vulnerability database %s: %w", db.path, err)
-	}
-	defer tx.Rollback()
-	var v int
-	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
-		return fmt.Errorf("read schema version of %s: %w", db.path, err)
-	}
-	if v > schemaVersion {
-		return fmt.Errorf("vulnerability database %s has schema version %d; this bulwark knows up to %d", db.path, v, schemaVersion)
-	}
-	if _, err := tx.ExecContext(ctx, schema); err != nil {
-		return fmt.Errorf("create schema in %s: %w", db.path, err)
-	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return sqlitedb.Migrate(ctx, db.w, "vulnerability database", db.path, schema, schemaVersion)
 }
 
 // Close closes the database.
