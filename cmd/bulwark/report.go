@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode"
 
+	godigest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
 	"github.com/bulwark-dev/bulwark/internal/inventory"
@@ -22,17 +23,18 @@ import (
 	"github.com/bulwark-dev/bulwark/internal/remote"
 	"github.com/bulwark-dev/bulwark/internal/runner"
 	"github.com/bulwark-dev/bulwark/internal/runner/network"
+	scanstore "github.com/bulwark-dev/bulwark/internal/scan/store"
 )
 
 func newReportCmd() *cobra.Command {
 	var (
-		running                 bool
+		running, vulns, fixable bool
 		sf                      serverFlags
 		host, repo, digest, env string
 	)
 	cmd := &cobra.Command{
-		Use:   "report --running [--server URL | --data DIR]",
-		Short: "Report what runs where, from the inventory bulwark run reports to",
+		Use:   "report --running [--vulnerabilities] [--server URL | --data DIR]",
+		Short: "Report what runs where, from the inventory bulwark run reports to, and what is wrong with it",
 		Long: `With --running, list the containers that run on every host that reports to
 the server (bulwark run --report-to, or run.report_to in the config): host,
 container, image and digest, environment, since when, and which account
@@ -45,14 +47,30 @@ all. Credentials: BULWARK_TOKEN, or --username with BULWARK_PASSWORD, else
 Docker's config for the server's host. --data reads a data directory's
 inventory.db directly (also while the server runs).
 
-Filters: --host, --repository, --digest, --env.`,
+Filters: --host, --repository, --digest, --env.
+
+With --vulnerabilities, list what the registry's scanner found in each
+running container's image: one line per container and vulnerability
+(host, container, image, advisory, severity, package and version, fixed
+version, and the days since the fix was available), or the image's scan
+state when it has no report (pending, not scanned, failed, no
+vulnerability database). "Days since the fix" counts from when the
+registry first saw the advisory with that fixed version, which is at
+most one vulnerability database update late (see docs/scanning.md).
+--fixable lists only vulnerabilities that have a fix. With --server the
+results come from GET /scan/v1/report (the same access as the
+inventory); with --data from DATA/scan.db.`,
 		Example: `  bulwark report --running --server https://registry.example:5000
   bulwark report --running --server http://127.0.0.1:5000 --digest sha256:… --output json
-  bulwark report --running --data /var/lib/bulwark`,
+  bulwark report --running --data /var/lib/bulwark
+  bulwark report --running --vulnerabilities --fixable --server https://registry.example:5000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !running {
 				return errors.New("say what to report: --running (what runs where)")
+			}
+			if fixable && !vulns {
+				return errors.New("--fixable goes with --vulnerabilities")
 			}
 			if err := sf.checkOutput(); err != nil {
 				return err
@@ -61,6 +79,17 @@ Filters: --host, --repository, --digest, --env.`,
 			recs, err := runningContainers(cmd, &sf, q)
 			if err != nil {
 				return err
+			}
+			if vulns {
+				rows, err := runningVulnerabilities(cmd, &sf, recs, fixable, time.Now())
+				if err != nil {
+					return err
+				}
+				if sf.output == "json" {
+					return printJSON(cmd, rows)
+				}
+				printRunningVulnerabilities(cmd.OutOrStdout(), rows)
+				return nil
 			}
 			if sf.output == "json" {
 				if recs == nil {
@@ -73,6 +102,8 @@ Filters: --host, --repository, --digest, --env.`,
 		},
 	}
 	cmd.Flags().BoolVar(&running, "running", false, "list the containers that run, per host")
+	cmd.Flags().BoolVar(&vulns, "vulnerabilities", false, "with --running: the vulnerabilities of each running container's image, from the registry's scans")
+	cmd.Flags().BoolVar(&fixable, "fixable", false, "with --vulnerabilities: only vulnerabilities that have a fix")
 	sf.register(cmd, "ask this bulwark server (URL)")
 	cmd.Flags().StringVar(&host, "host", "", "only this host")
 	cmd.Flags().StringVar(&repo, "repository", "", "only this repository (e.g. prod/app)")
@@ -140,20 +171,193 @@ func inventoryClient(server, authz string) (*inventory.Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		creds, err := remote.DockerConfigCredentials("")
-		if err != nil {
+		if opts.Authorization, err = dockerConfigAuthorization(anon.Host()); err != nil {
 			return nil, err
 		}
-		cred, err := creds.Credentials(anon.Host())
-		if err != nil {
-			return nil, err
-		}
-		if cred == (remote.Credential{}) {
-			return anon, nil
-		}
-		opts.Authorization = "Basic " + base64.StdEncoding.EncodeToString([]byte(cred.Username+":"+cred.Secret))
 	}
 	return inventory.NewClient(server, opts)
+}
+
+// dockerConfigAuthorization is the Basic Authorization Docker's config
+// has for host, "" when none.
+func dockerConfigAuthorization(host string) (string, error) {
+	creds, err := remote.DockerConfigCredentials("")
+	if err != nil {
+		return "", err
+	}
+	cred, err := creds.Credentials(host)
+	if err != nil || cred == (remote.Credential{}) {
+		return "", err
+	}
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(cred.Username+":"+cred.Secret)), nil
+}
+
+// scanClient is a client of server's scan API, with credentials as for
+// inventoryClient.
+func scanClient(server, authz string) (*scanstore.Client, error) {
+	opts := scanstore.ClientOptions{Authorization: authz, UserAgent: "bulwark/" + version}
+	if authz == "" {
+		anon, err := scanstore.NewClient(server, opts)
+		if err != nil {
+			return nil, err
+		}
+		if opts.Authorization, err = dockerConfigAuthorization(anon.Host()); err != nil {
+			return nil, err
+		}
+	}
+	return scanstore.NewClient(server, opts)
+}
+
+// runningVuln is one line of `report --running --vulnerabilities`: a
+// running container and one vulnerability of its image, or (ID "") the
+// image's scan state when it has none to show.
+type runningVuln struct {
+	Host        string `json:"host"`
+	Container   string `json:"container"`
+	Image       string `json:"image"`
+	Digest      string `json:"digest"`
+	Repository  string `json:"repository"`
+	Environment string `json:"environment,omitempty"`
+	// Scan is the image's scan state: scanned, pending, not scanned,
+	// failed, no vulnerability database, not visible.
+	Scan     string `json:"scan"`
+	ID       string `json:"id,omitempty"`
+	Severity string `json:"severity,omitempty"`
+	Package  string `json:"package,omitempty"`
+	Version  string `json:"version,omitempty"`
+	Fixed    string `json:"fixed,omitempty"`
+	// FixSeen is when the registry first saw the fix; DaysSinceFix the
+	// whole days from then to now.
+	FixSeen      time.Time `json:"fixSeen,omitzero"`
+	DaysSinceFix *int      `json:"daysSinceFix,omitempty"`
+}
+
+// imageScan is an image's scan result, or why there is none.
+type imageScan struct {
+	state  string
+	result *scanstore.Result
+}
+
+// runningVulnerabilities joins the running containers with their images'
+// stored scan results (each image fetched once).
+func runningVulnerabilities(cmd *cobra.Command, sf *serverFlags, recs []inventory.Record, fixable bool, now time.Time) ([]runningVuln, error) {
+	ctx := cmd.Context()
+	var lookup func(repo string, d godigest.Digest) (imageScan, error)
+	if sf.server != "" {
+		authz, err := serverAuthorization(sf.username)
+		if err != nil {
+			return nil, err
+		}
+		c, err := scanClient(sf.server, authz)
+		if err != nil {
+			return nil, err
+		}
+		lookup = func(repo string, d godigest.Digest) (imageScan, error) {
+			res, err := c.Result(ctx, repo, d)
+			var apiErr *scanstore.APIError
+			switch {
+			case err == nil:
+				return imageScan{result: res}, nil
+			case !errors.As(err, &apiErr):
+				return imageScan{}, err
+			case apiErr.Code == scanstore.CodePending:
+				return imageScan{state: "pending"}, nil
+			case apiErr.Code == scanstore.CodeNotScanned:
+				return imageScan{state: "not scanned"}, nil
+			case apiErr.Status == 403 || apiErr.Status == 404:
+				return imageScan{state: "not visible"}, nil
+			}
+			return imageScan{}, err
+		}
+	} else {
+		cfg, err := sf.load(cmd)
+		if err != nil {
+			return nil, err
+		}
+		st, err := scanstore.Open(ctx, scanstore.Path(cfg.Data), scanstore.Options{ReadOnly: true})
+		if err != nil {
+			return nil, err
+		}
+		defer st.Close()
+		lookup = func(_ string, d godigest.Digest) (imageScan, error) {
+			res, err := st.Result(ctx, d)
+			if errors.Is(err, scanstore.ErrNotFound) {
+				return imageScan{state: "not scanned"}, nil
+			}
+			return imageScan{result: res}, err
+		}
+	}
+	scans := map[string]imageScan{}
+	out := []runningVuln{}
+	for _, r := range recs {
+		key := r.Repository + "@" + r.Digest
+		sc, ok := scans[key]
+		if !ok {
+			d, err := godigest.Parse(r.Digest)
+			if err != nil {
+				sc = imageScan{state: "not scanned"}
+			} else if sc, err = lookup(r.Repository, d); err != nil {
+				return nil, fmt.Errorf("scan result of %s: %w", key, err)
+			}
+			scans[key] = sc
+		}
+		base := runningVuln{Host: r.Host, Container: r.Container, Image: r.Image, Digest: r.Digest, Repository: r.Repository,
+			Environment: r.Environment, Scan: sc.state}
+		res := sc.result
+		switch {
+		case res == nil:
+		case res.State == scanstore.StateFailed:
+			base.Scan = "failed: " + res.Error
+		case !res.HasReport():
+			base.Scan = "no vulnerability database"
+		default:
+			base.Scan = "scanned"
+		}
+		n := 0
+		if res != nil && res.HasReport() {
+			for _, f := range res.Findings {
+				if fixable && f.Fixed == "" {
+					continue
+				}
+				v := base
+				v.ID, v.Severity, v.Package, v.Version, v.Fixed = f.ID, f.Severity, f.Package, f.Version, f.Fixed
+				if f.Fixed != "" && !f.FixSeen.IsZero() {
+					days := max(0, int(now.Sub(f.FixSeen)/(24*time.Hour)))
+					v.FixSeen, v.DaysSinceFix = f.FixSeen, &days
+				}
+				out = append(out, v)
+				n++
+			}
+		}
+		if n == 0 {
+			out = append(out, base)
+		}
+	}
+	return out, nil
+}
+
+func printRunningVulnerabilities(w io.Writer, rows []runningVuln) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tCONTAINER\tIMAGE\tVULNERABILITY\tSEVERITY\tPACKAGE\tVERSION\tFIXED\tFIX AVAILABLE FOR")
+	for _, r := range rows {
+		if r.ID == "" {
+			what := "none"
+			if r.Scan != "scanned" {
+				what = "(" + r.Scan + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\n", r.Host, r.Container, r.Image, what)
+			continue
+		}
+		fixed, age := "-", "-"
+		if r.Fixed != "" {
+			fixed = r.Fixed
+			if r.DaysSinceFix != nil {
+				age = fmt.Sprintf("%d days", *r.DaysSinceFix)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Host, r.Container, r.Image, r.ID, r.Severity, r.Package, r.Version, fixed, age)
+	}
+	tw.Flush()
 }
 
 // runReport reports one container's start and stop. The start is

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -52,6 +53,28 @@ type Config struct {
 	// and Policy above: a host checks what it runs like the registry
 	// checks what it serves.
 	Run Run `yaml:"run"`
+	// Scan configures the registry's background scanner (serve).
+	Scan Scan `yaml:"scan"`
+}
+
+// Scan configures the scanning of pushed images in serve.
+type Scan struct {
+	// Enabled scans every image manifest pushed, once per digest, and
+	// keeps its SBOM, lint findings and vulnerability report in
+	// DATA/scan.db; the policy engine's scan facts come from there.
+	Enabled bool `yaml:"enabled"`
+	// Workers is how many images are scanned at once.
+	Workers int `yaml:"workers"`
+	// RematchInterval is how often the vulnerability database
+	// (DATA/vulndb.db) is checked for changes; stored SBOMs are
+	// re-matched when it changed. 0 re-matches only on request
+	// (POST /admin/v1/scan/rematch).
+	RematchInterval Duration `yaml:"rematch_interval"`
+	// Webhook is a URL that findings new after a database update are
+	// POSTed to (JSON); "" sends nothing.
+	Webhook string `yaml:"webhook"`
+	// WebhookTimeout bounds one webhook request (it is not retried).
+	WebhookTimeout Duration `yaml:"webhook_timeout"`
 }
 
 // Run configures bulwark run.
@@ -159,6 +182,12 @@ func Default() Config {
 		},
 		TLS:          TLS{Mode: "off"},
 		PolicyReload: Duration(5 * time.Second),
+		Scan: Scan{
+			Enabled:         true,
+			Workers:         1,
+			RematchInterval: Duration(30 * time.Second),
+			WebhookTimeout:  Duration(10 * time.Second),
+		},
 		Auth: Auth{
 			Enabled:  true,
 			Service:  "bulwark",
@@ -234,6 +263,22 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBlobSize < 0 {
 		return errors.New("config: max_blob_size must not be negative")
+	}
+	return c.Scan.validate()
+}
+
+func (s *Scan) validate() error {
+	if s.Workers < 1 || s.Workers > 64 {
+		return fmt.Errorf("config: scan.workers %d is not between 1 and 64", s.Workers)
+	}
+	if s.Webhook != "" {
+		u, err := url.Parse(s.Webhook)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("config: scan.webhook %q is not an http(s) URL", s.Webhook)
+		}
+	}
+	if s.WebhookTimeout < Duration(time.Second) || s.WebhookTimeout > Duration(5*time.Minute) {
+		return errors.New("config: scan.webhook_timeout must be between 1s and 5m")
 	}
 	return nil
 }

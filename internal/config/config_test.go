@@ -38,6 +38,8 @@ func TestDefault(t *testing.T) {
 		TLS:          config.TLS{Mode: "off"},
 		Auth:         config.Auth{Enabled: true, Service: "bulwark", TokenTTL: config.Duration(5 * time.Minute)},
 		PolicyReload: config.Duration(5 * time.Second),
+		Scan: config.Scan{Enabled: true, Workers: 1, RematchInterval: config.Duration(30 * time.Second),
+			WebhookTimeout: config.Duration(10 * time.Second)},
 	}
 	got := config.Default()
 	if !reflect.DeepEqual(got, want) {
@@ -86,6 +88,12 @@ policy_reload: 1m
 run:
   env: prod
   report_to: https://registry.example:5000
+scan:
+  enabled: false
+  workers: 4
+  rematch_interval: 5m
+  webhook: https://hooks.example/bulwark
+  webhook_timeout: 3s
 `)
 	got, err := config.Load(p, nil)
 	if err != nil {
@@ -110,6 +118,8 @@ run:
 		Policy:       "/etc/bulwark/policy.yaml",
 		PolicyReload: config.Duration(time.Minute),
 		Run:          config.Run{Env: "prod", ReportTo: "https://registry.example:5000"},
+		Scan: config.Scan{Enabled: false, Workers: 4, RematchInterval: config.Duration(5 * time.Minute),
+			Webhook: "https://hooks.example/bulwark", WebhookTimeout: config.Duration(3 * time.Second)},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load = %+v\nwant   %+v", got, want)
@@ -165,6 +175,13 @@ func TestLoadFileErrors(t *testing.T) {
 		{"empty addr", "addr: \"\"\n", []string{"addr"}},
 		{"negative max blob size", "max_blob_size: -1\n", []string{"max_blob_size"}},
 		{"second document", "addr: a:1\n---\nlog:\n  level: debug\n", []string{"one YAML document", "line 2"}},
+		{"no scan workers", "scan:\n  workers: 0\n", []string{"scan.workers"}},
+		{"too many scan workers", "scan:\n  workers: 65\n", []string{"scan.workers"}},
+		{"webhook not a URL", "scan:\n  webhook: hooks.example/x\n", []string{"scan.webhook"}},
+		{"webhook not http", "scan:\n  webhook: ftp://hooks.example/x\n", []string{"scan.webhook"}},
+		{"webhook timeout zero", "scan:\n  webhook_timeout: 0s\n", []string{"scan.webhook_timeout"}},
+		{"webhook timeout long", "scan:\n  webhook_timeout: 1h\n", []string{"scan.webhook_timeout"}},
+		{"bad rematch interval", "scan:\n  rematch_interval: often\n", []string{"often"}},
 		{"broken second document", "addr: a:1\n---\naddr: [\n", []string{"bulwark.yaml"}},
 	}
 	for _, tt := range tests {
@@ -289,6 +306,11 @@ func TestEnvOverrides(t *testing.T) {
 		{"BULWARK_GC_INTERVAL=0", func(c *config.Config) { c.GC.Interval = 0 }},
 		{"BULWARK_GC_GRACE=2d", func(c *config.Config) { c.GC.Grace = config.Duration(48 * time.Hour) }},
 		{"BULWARK_GC_UPLOAD_EXPIRY=90s", func(c *config.Config) { c.GC.UploadExpiry = config.Duration(90 * time.Second) }},
+		{"BULWARK_SCAN_ENABLED=false", func(c *config.Config) { c.Scan.Enabled = false }},
+		{"BULWARK_SCAN_WORKERS=3", func(c *config.Config) { c.Scan.Workers = 3 }},
+		{"BULWARK_SCAN_REMATCH_INTERVAL=0", func(c *config.Config) { c.Scan.RematchInterval = 0 }},
+		{"BULWARK_SCAN_WEBHOOK=http://127.0.0.1:9/hook", func(c *config.Config) { c.Scan.Webhook = "http://127.0.0.1:9/hook" }},
+		{"BULWARK_SCAN_WEBHOOK_TIMEOUT=30s", func(c *config.Config) { c.Scan.WebhookTimeout = config.Duration(30 * time.Second) }},
 		// A value may itself contain '='.
 		{"BULWARK_DATA=/a=b", func(c *config.Config) { c.Data = "/a=b" }},
 		// Not configuration: ignored.
@@ -335,6 +357,9 @@ func TestEnvBadValues(t *testing.T) {
 		{"BULWARK_LOG_FORMAT=yaml", "log.format"},
 		{"BULWARK_ADDR=", "addr"},
 		{"BULWARK_DATA=", "data"},
+		{"BULWARK_SCAN_WORKERS=many", "BULWARK_SCAN_WORKERS"},
+		{"BULWARK_SCAN_WORKERS=-2", "scan.workers"},
+		{"BULWARK_SCAN_WEBHOOK=not a url", "scan.webhook"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env, func(t *testing.T) {

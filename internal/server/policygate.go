@@ -52,6 +52,9 @@ type policyGate struct {
 	record   func(audit.Event)
 	log      *slog.Logger
 	now      func() time.Time
+	// scans supplies the scan facts (scanner.go); nil without a scanner:
+	// no scan result, so rules that need one fail closed.
+	scans *scanner
 }
 
 func newPolicyGate(p *policies, meta store.Meta, blobs store.Blobs, record func(audit.Event), log *slog.Logger) *policyGate {
@@ -219,6 +222,7 @@ func (g *policyGate) decide(ctx context.Context, snap *policySnapshot, req *regi
 		in.Image.Tag = req.Tags[0]
 	}
 	in.Trust = g.trustFacts(ctx, snap, req, env)
+	in.Scan = g.scanFacts(ctx, req)
 	d, err := snap.rules.Decide(ctx, in)
 	if err != nil {
 		return policy.Decision{}, fmt.Errorf("policy decision: %w", err)

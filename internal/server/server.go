@@ -49,6 +49,8 @@ type Server struct {
 	policies *policies
 	// inventory records what runs where (/inventory/v1/, inventory.go).
 	inventory *inventory.Store
+	// scanner scans pushed images (scanner.go); nil with scan.enabled off.
+	scanner *scanner
 }
 
 // New opens the data directory and builds the server. Close releases it.
@@ -100,8 +102,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		data.Close()
 		return nil, err
 	}
+	scn, err := openScanner(ctx, cfg, data, sec, inv, log)
+	if err != nil {
+		inv.Close()
+		sec.close()
+		data.Close()
+		return nil, err
+	}
+	opts.OnEvent = scn.observe(opts.OnEvent)
 	reg := data.Registry(opts)
-	s := &Server{cfg: cfg, log: log, data: data, registry: reg, tls: tlsCfg, TrustHelp: trustHelp, sec: sec, Bootstrap: boot, policies: pols, inventory: inv}
+	scn.attach(reg, opts.Gate)
+	s := &Server{cfg: cfg, log: log, data: data, registry: reg, tls: tlsCfg, TrustHelp: trustHelp, sec: sec, Bootstrap: boot, policies: pols, inventory: inv, scanner: scn}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", s.healthz)
@@ -113,6 +124,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	mux.Handle("/admin/v1/quarantine", sec.adminOnly(quarantine))
 	mux.Handle("/admin/v1/quarantine/", sec.adminOnly(quarantine))
 	mux.Handle("/inventory/v1/", invHandler)
+	scn.register(mux, sec)
 	if cfg.Auth.Enabled {
 		mux.Handle("/token", sec.service)
 		accounts := http.StripPrefix("/admin/v1", auth.AdminHandler(sec.accounts, auth.AdminOptions{OnChange: sec.adminChange}))
@@ -140,7 +152,7 @@ func (s *Server) Registry() *registry.Registry { return s.registry }
 
 // Close flushes the audit log and releases the data directory.
 func (s *Server) Close() error {
-	return errors.Join(s.inventory.Close(), s.sec.close(), s.data.Close())
+	return errors.Join(s.scanner.close(), s.inventory.Close(), s.sec.close(), s.data.Close())
 }
 
 // Serve serves on ln until ctx ends, then shuts down gracefully: in-flight
@@ -161,6 +173,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	}
 	if s.policies != nil {
 		wg.Go(func() { s.policies.watch(gcCtx, time.Duration(s.cfg.PolicyReload)) })
+	}
+	if s.scanner != nil {
+		wg.Go(func() { s.scanner.run(gcCtx) })
 	}
 	errc := make(chan error, 1)
 	go func() {
