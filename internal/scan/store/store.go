@@ -24,7 +24,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +35,7 @@ import (
 	"github.com/bulwark-dev/bulwark/internal/scan/lint"
 	"github.com/bulwark-dev/bulwark/internal/scan/sbom"
 	"github.com/bulwark-dev/bulwark/internal/scan/vulndb"
+	"github.com/bulwark-dev/bulwark/internal/sqlitedb"
 )
 
 //go:embed schema.sql
@@ -101,7 +101,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		}
 		// Scan results can be recomputed: synchronous=NORMAL (a power
 		// failure may lose the last results, never corrupt the file).
-		w, err := openSQLite(path, []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)"}, true)
+		w, err := sqlitedb.Open("scan store", path, []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)"}, true)
 		if err != nil {
 			return nil, err
 		}
@@ -115,7 +115,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	r, err := openSQLite(path, []string{"busy_timeout(10000)", "query_only(1)"}, false)
+	r, err := sqlitedb.Open("scan store", path, []string{"busy_timeout(10000)", "query_only(1)"}, false)
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -141,35 +141,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-func openSQLite(path string, pragmas []string, immediate bool) (*sql.DB, error) {
-	q := url.Values{}
-	for _, p := range pragmas {
-		q.Add("_pragma", p)
-	}
-	if immediate {
-		q.Set("_txlock", "immediate")
-	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("scan store: open %s: %w", path, err)
-	}
-	return db, nil
-}
-
 func (s *Store) migrate(ctx context.Context) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		var v int
-		if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
-			return fmt.Errorf("scan store: read schema version of %s: %w", s.path, err)
-		}
-		if v > schemaVersion {
-			return fmt.Errorf("scan store: %s has schema version %d; this bulwark knows only up to %d (downgrade?)", s.path, v, schemaVersion)
-		}
-		if _, err := tx.ExecContext(ctx, schema); err != nil {
-			return fmt.Errorf("scan store: create schema in %s: %w", s.path, err)
-		}
-		return nil
-	})
+	return sqlitedb.Migrate(ctx, s.w, "scan store", s.path, schema, schemaVersion)
 }
 
 // Close closes the store.
@@ -190,18 +163,7 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if s.w == nil {
 		return errReadOnly
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("scan store: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("scan store: commit: %w", err)
-	}
-	return nil
+	return sqlitedb.Tx(ctx, s.w, "scan store", fn)
 }
 
 // Image is the bookkeeping of one stored image.
