@@ -172,8 +172,14 @@ func approvalsOK(as []Approval) bool {
 }
 
 func scanOK(s *Scan) bool {
-	if !strsOK(s.Scanner) || len(s.Vulnerabilities) > capList {
+	if !strsOK(s.Scanner) || len(s.Vulnerabilities) > capList || len(s.Lint) > capList {
 		return false
+	}
+	for i := range s.Lint {
+		l := &s.Lint[i]
+		if !shortOK(l.ID, l.Severity) || !strsOK(l.Message) {
+			return false
+		}
 	}
 	for i := range s.Vulnerabilities {
 		v := &s.Vulnerabilities[i]

@@ -139,6 +139,17 @@ type Scan struct {
 	Scanner         string          `json:"scanner"`
 	Time            time.Time       `json:"time"`
 	Vulnerabilities []Vulnerability `json:"vulnerabilities"`
+	// Lint are the image lint findings (CIS Docker Benchmark section 4,
+	// Dockle ids): "runs as root", "secret in ENV", "setuid file", ….
+	Lint []LintFinding `json:"lint"`
+}
+
+// LintFinding is one image lint finding. Severity is one of critical,
+// high, medium, low, info (lower case).
+type LintFinding struct {
+	ID       string `json:"id" policy:"short"`
+	Severity string `json:"severity" policy:"short"`
+	Message  string `json:"message"`
 }
 
 // Vulnerability is one finding. Severity is one of critical, high,

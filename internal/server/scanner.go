@@ -862,8 +862,9 @@ func (s *scanner) facts(ctx context.Context, req *registry.GateRequest) policy.S
 			return policy.Scan{}
 		}
 	}
-	out := policy.Scan{Available: true, Scanner: scannerName, Vulnerabilities: []policy.Vulnerability{}}
+	out := policy.Scan{Available: true, Scanner: scannerName, Vulnerabilities: []policy.Vulnerability{}, Lint: []policy.LintFinding{}}
 	seen := map[policy.Vulnerability]bool{}
+	seenLint := map[policy.LintFinding]bool{}
 	for _, d := range ds {
 		f, err := s.results.Facts(ctx, d)
 		if err != nil {
@@ -884,6 +885,13 @@ func (s *scanner) facts(ctx context.Context, req *registry.GateRequest) policy.S
 			if !seen[v] {
 				seen[v] = true
 				out.Vulnerabilities = append(out.Vulnerabilities, v)
+			}
+		}
+		for _, x := range f.Lint {
+			l := policy.LintFinding{ID: x.ID, Severity: strings.ToLower(x.Severity.String()), Message: x.Message}
+			if !seenLint[l] {
+				seenLint[l] = true
+				out.Lint = append(out.Lint, l)
 			}
 		}
 	}

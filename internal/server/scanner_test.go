@@ -28,6 +28,8 @@ import (
 	"github.com/bulwark-dev/bulwark/internal/audit"
 	"github.com/bulwark-dev/bulwark/internal/auth"
 	"github.com/bulwark-dev/bulwark/internal/config"
+	"github.com/bulwark-dev/bulwark/internal/policy"
+	"github.com/bulwark-dev/bulwark/internal/registry"
 	"github.com/bulwark-dev/bulwark/internal/scan/catalog"
 	"github.com/bulwark-dev/bulwark/internal/scan/sbom"
 	scanstore "github.com/bulwark-dev/bulwark/internal/scan/store"
@@ -439,6 +441,15 @@ func TestScannerFeedsPolicy(t *testing.T) {
 	}
 	if status, body := robotPull(ts.URL, "prod/app"); status != http.StatusForbidden || !strings.Contains(body, "NPM-T-1") {
 		t.Fatalf("pull of the vulnerable image: %d %s", status, body)
+	}
+	// The policy input carries the lint findings too: these test images
+	// declare no HEALTHCHECK.
+	facts := b.scanner.facts(t.Context(), &registry.GateRequest{Repository: "prod/app", Digest: vulnerable.digest,
+		MediaType: v1.MediaTypeImageManifest, Manifest: vulnerable.manifest})
+	if !facts.Available || !slices.ContainsFunc(facts.Lint, func(l policy.LintFinding) bool {
+		return l.ID == "CIS-DI-0006" && l.Severity != "" && l.Message != ""
+	}) {
+		t.Errorf("scan facts of the vulnerable image lack the HEALTHCHECK lint finding: %+v", facts.Lint)
 	}
 
 	// The API: the robot may read what it may pull.
