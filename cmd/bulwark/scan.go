@@ -75,9 +75,9 @@ func newScanCmd() *cobra.Command {
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch format {
-			case "table", "json", "sarif", "cyclonedx":
+			case "table", "json", "sarif", "cyclonedx", "spdx":
 			default:
-				return fmt.Errorf("--format must be table, json, sarif or cyclonedx, not %q", format)
+				return fmt.Errorf("--format must be table, json, sarif, cyclonedx or spdx, not %q", format)
 			}
 			var (
 				vulnMin osv.Rating
@@ -163,6 +163,11 @@ func newScanCmd() *cobra.Command {
 				err = report.WriteSARIF(w, version, lintSARIF(lintFindings)...)
 			case "cyclonedx":
 				err = report.WriteCycloneDX(w, res.SBOM)
+			case "spdx":
+				// SPDX 2.3 has no place for vulnerabilities: the document is
+				// the SBOM the findings were matched on; --fail-on still
+				// judges the findings.
+				err = res.SBOM.EncodeSPDX(w)
 			default:
 				err = report.WriteTable(w)
 				if err == nil {
@@ -200,7 +205,7 @@ func newScanCmd() *cobra.Command {
 	f.register(cmd)
 	src.register(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&format, "format", "table", "output format: table, json, sarif (SARIF 2.1.0) or cyclonedx (CycloneDX 1.5 with vulnerabilities)")
+	fl.StringVar(&format, "format", "table", "output format: table, json, sarif (SARIF 2.1.0), cyclonedx (CycloneDX 1.5 with vulnerabilities) or spdx (SPDX 2.3: the SBOM only, as SPDX 2.3 has no vulnerability section)")
 	fl.StringVar(&failOn, "fail-on", "", "exit 2 if a finding at or above this severity remains: CRITICAL, HIGH, MEDIUM, LOW, UNKNOWN/INFO")
 	fl.BoolVar(&failBehind, "fail-on-behind", false, "exit 2 if a package is older than the --packages-index archive's")
 	fl.StringArrayVar(&indexes, "packages-index", nil, "APT Packages index (plain, .gz, .bz2 or .lz4) to compare installed Debian packages with; repeatable")

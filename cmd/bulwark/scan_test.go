@@ -183,6 +183,17 @@ func TestVulndbAndScanCommands(t *testing.T) {
 		}
 	}
 
+	// SPDX: the SBOM the findings were matched on, as SPDX 2.3 (every
+	// component, plus the package describing the image itself).
+	out, _, err = runCobra(t, newScanCmd(), append(args, "--format", "spdx")...)
+	var spdx struct {
+		SPDXVersion string
+		Packages    []struct{ Name string }
+	}
+	if err != nil || json.Unmarshal([]byte(out), &spdx) != nil || spdx.SPDXVersion != "SPDX-2.3" || len(spdx.Packages) < len(cdx.Components) {
+		t.Fatalf("spdx: %v (%d packages, CycloneDX had %d components)\n%.2000s", err, len(spdx.Packages), len(cdx.Components), out)
+	}
+
 	// --fail-on: the CRITICAL advisory trips HIGH; a VEX statement
 	// about glibc's packages suppresses it.
 	_, _, err = runCobra(t, newScanCmd(), append(args, "--fail-on", "HIGH", "--no-lint")...)
