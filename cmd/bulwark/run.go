@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulwark-dev/bulwark/internal/config"
 	"github.com/bulwark-dev/bulwark/internal/runner"
 	"github.com/bulwark-dev/bulwark/internal/runner/network"
 	"github.com/bulwark-dev/bulwark/internal/runner/unpack"
@@ -40,14 +41,14 @@ func (f *runnerFlags) register(cmd *cobra.Command) {
 	f.configFlags.register(cmd)
 }
 
-func (f *runnerFlags) manager(cmd *cobra.Command) (*runner.Manager, string, error) {
+func (f *runnerFlags) manager(cmd *cobra.Command) (*runner.Manager, config.Config, error) {
 	cfg, err := f.load(cmd)
 	if err != nil {
-		return nil, "", err
+		return nil, cfg, err
 	}
 	store, err := runner.OpenStore(cfg.Data)
 	if err != nil {
-		return nil, "", err
+		return nil, cfg, err
 	}
 	return &runner.Manager{
 		Store: store, Runtime: &runner.Runtime{Path: f.runtime, Root: store.RuntimeRoot()},
@@ -55,7 +56,7 @@ func (f *runnerFlags) manager(cmd *cobra.Command) (*runner.Manager, string, erro
 		// --publish/--allow-egress setup made, and sweeps what a crashed
 		// bulwark left.
 		NetworkTeardown: networkManager(store).Teardown,
-	}, cfg.Data, nil
+	}, cfg, nil
 }
 
 func networkManager(store *runner.Store) *network.Manager {
@@ -150,6 +151,8 @@ goes to a log file (bulwark logs NAME) and bulwark stop NAME ends it.
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			timer := newStepTimer(cmd.ErrOrStderr())
+			defer timer.done()
 			ref, err := parseRemoteRef(args[0])
 			if err != nil {
 				return err
@@ -175,39 +178,43 @@ goes to a log file (bulwark logs NAME) and bulwark stop NAME ends it.
 				// Flag parsing stops at IMAGE, so "--" reaches us.
 				command = command[1:]
 			}
-			m, data, err := f.manager(cmd)
+			m, cfg, err := f.manager(cmd)
 			if err != nil {
 				return err
 			}
-			warnRuntime(ctx, cmd.ErrOrStderr(), m)
+			data := cfg.Data
+			timer.step("config")
 			if !netCfg.Empty() {
 				nm := networkManager(m.Store)
 				m.Network = func(ctx context.Context, netns string) error {
 					return nm.Setup(ctx, name, netns, netCfg)
 				}
 			}
+			warnRuntime(ctx, cmd.ErrOrStderr(), m)
+			timer.step("runtime-version")
 
 			client, err := registryClient()
 			if err != nil {
 				return err
 			}
-			img, err := runner.Fetch(ctx, client, ref)
+			// The reference is asked of the registry on every run; what
+			// it leads to by digest (a platform's manifest, the config)
+			// is kept in DATA/images and asked once.
+			img, err := runner.FetchCached(ctx, client, ref, runner.OpenMetadataCache(filepath.Join(data, "images")))
 			if err != nil {
 				return err
 			}
+			timer.step("resolve")
 			// Verify and decide on the resolved digest and config, before
 			// anything is unpacked (runtrust.go): a refusal leaves the
 			// layer cache untouched.
-			cfg, err := f.load(cmd)
-			if err != nil {
-				return err
-			}
 			checks.resolve(cmd, cfg)
 			checks.cacheDir = filepath.Join(data, "admissions")
 			adm, err := admitRun(ctx, cmd.ErrOrStderr(), client, ref, img, checks, runRequest(user, caps, netCfg))
 			if err != nil {
 				return err
 			}
+			timer.step("admission")
 			effectiveUser := img.Config.Config.User
 			if user != "" {
 				effectiveUser = user
@@ -227,6 +234,7 @@ goes to a log file (bulwark logs NAME) and bulwark stop NAME ends it.
 			if err != nil {
 				return err
 			}
+			timer.step("rootfs")
 
 			req := runner.RunRequest{
 				Options: runner.Options{
@@ -236,14 +244,17 @@ goes to a log file (bulwark logs NAME) and bulwark stop NAME ends it.
 					Memory: mem, Pids: pids, TmpSize: tmp,
 				},
 				Rootfs: rootfs, Image: ref.String(), ImageDigest: img.Manifest.Digest.String(),
-				Detach: detach,
+				Detach: detach, Step: timer.step,
 			}
 			// With --report-to, the start is reported before the
 			// container starts (nothing runs unreported) and the stop
 			// when it ends (report.go).
-			report, err := newRunReport(checks.reportTo, data, runStartEvent(ref, img, name, effectiveUser, adm, caps, netCfg, mem, pids, detach, f.runtime, profile))
-			if err != nil {
-				return err
+			var report *runReport
+			if checks.reportTo != "" {
+				report, err = newRunReport(checks.reportTo, data, runStartEvent(ref, img, name, effectiveUser, adm, caps, netCfg, mem, pids, detach, f.runtime, profile))
+				if err != nil {
+					return err
+				}
 			}
 			if report != nil {
 				if _, err := m.Store.Get(name); err == nil {
@@ -301,6 +312,39 @@ goes to a log file (bulwark logs NAME) and bulwark stop NAME ends it.
 	fl.StringArrayVar(&publish, "publish", nil, "publish HOST_IP:HOST_PORT:PORT[/tcp|/udp] (repeatable; 0.0.0.0 for every host address)")
 	fl.StringArrayVar(&egress, "allow-egress", nil, "allow connections to HOST:PORT[/tcp|/udp] (repeatable; names are resolved once, at start)")
 	return cmd
+}
+
+// stepTimer prints, when BULWARK_DEBUG_TIMING is set in the environment,
+// how long each step of bulwark run took, as one line on stderr at the
+// end: the breakdown behind docs/benchmarks.md's start-up figures.
+type stepTimer struct {
+	w           io.Writer
+	start, last time.Time
+	steps       []string
+}
+
+func newStepTimer(w io.Writer) *stepTimer {
+	if os.Getenv("BULWARK_DEBUG_TIMING") == "" {
+		return nil
+	}
+	now := time.Now()
+	return &stepTimer{w: w, start: now, last: now}
+}
+
+func (t *stepTimer) step(name string) {
+	if t == nil {
+		return
+	}
+	now := time.Now()
+	t.steps = append(t.steps, fmt.Sprintf("%s=%.2f", name, float64(now.Sub(t.last).Microseconds())/1000))
+	t.last = now
+}
+
+func (t *stepTimer) done() {
+	if t == nil {
+		return
+	}
+	fmt.Fprintf(t.w, "bulwark: timing (ms): %s total=%.2f\n", strings.Join(t.steps, " "), float64(time.Since(t.start).Microseconds())/1000)
 }
 
 // runError maps runner failures to exit statuses: 125 when the runtime
@@ -422,10 +466,11 @@ already exited is just removed.
   bulwark stop --time 30s web worker`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, data, err := f.manager(cmd)
+			m, cfg, err := f.manager(cmd)
 			if err != nil {
 				return err
 			}
+			data := cfg.Data
 			var errs []error
 			for _, name := range args {
 				if err := m.Stop(cmd.Context(), name, timeout); err != nil {

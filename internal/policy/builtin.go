@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"regexp"
@@ -31,6 +32,11 @@ type builtinDef struct {
 	// build returns the expression and message expression for parameter
 	// values (defaults applied, validated by kind).
 	build func(p map[string]string) (expr, msg string)
+	// fields are the input paths the default expressions read, deepest
+	// only, sorted: what Explain lists before the rule's programs are
+	// compiled (see compiler). TestBuiltinFields checks them against the
+	// compiled expressions.
+	fields []string
 }
 
 func (d *builtinDef) rule() *Rule {
@@ -73,6 +79,7 @@ var builtinDefs = []*builtinDef{
 					`(size(trust.signatures) == 0 ? "" : " [" + trust.signatures.map(s, (s.signer == "" ? s.ref : s.signer) + ": " + s.why).join("; ") + "]") : ` +
 					`"the trust decision is for environment \"" + trust.environment + "\", not \"" + environment + "\""`
 		},
+		fields: []string{"environment", "trust.allowed", "trust.environment", "trust.evaluated", "trust.reason", "trust.signatures"},
 	},
 	{
 		id:       "non-root",
@@ -86,6 +93,7 @@ var builtinDefs = []*builtinDef{
 			return u + `u != "" && !(u.split(":")[0].trim() in ["root", "0"]))`,
 				u + `u == "" ? "the image sets no USER, so it runs as root" : "runs as root (user \"" + u + "\")")`
 		},
+		fields: []string{"action", "image.config.user", "runtime.user"},
 	},
 	{
 		id:       "no-privileged",
@@ -104,6 +112,7 @@ var builtinDefs = []*builtinDef{
 			return `action != "run" || (!runtime.privileged && size(` + bad + `) == 0)`,
 				`runtime.privileged ? "the run asks for a privileged container" : "the run keeps capabilities that amount to root on the host: " + ` + bad + `.join(", ")`
 		},
+		fields: []string{"action", "runtime.capabilities", "runtime.privileged"},
 	},
 	{
 		id:          "no-host-namespaces",
@@ -115,6 +124,7 @@ var builtinDefs = []*builtinDef{
 			return `action != "run" || size(runtime.hostNamespaces) == 0`,
 				`"the container shares host namespaces: " + runtime.hostNamespaces.join(", ")`
 		},
+		fields: []string{"action", "runtime.hostNamespaces"},
 	},
 	{
 		id:       "no-host-path-mounts",
@@ -130,6 +140,7 @@ var builtinDefs = []*builtinDef{
 					`h.filter(m, m.source.endsWith(".sock")).map(m, m.source).join(", ") + "), which gives control of the host; " : "") + ` +
 					`"host paths mounted: " + h.map(m, m.source + " -> " + m.destination).join(", "))`
 		},
+		fields: []string{"action", "runtime.mounts"},
 	},
 	{
 		id:          "read-only-rootfs",
@@ -140,6 +151,7 @@ var builtinDefs = []*builtinDef{
 		build: func(map[string]string) (string, string) {
 			return `action != "run" || runtime.readOnlyRootfs`, ""
 		},
+		fields: []string{"action", "runtime.readOnlyRootfs"},
 	},
 	{
 		id:       "declared-ports-only",
@@ -155,6 +167,7 @@ var builtinDefs = []*builtinDef{
 				`"the run publishes ports the image does not declare: " + ` + undeclared + `.join(", ") + ` +
 					`(size(image.config.exposedPorts) == 0 ? " (the image declares none)" : " (declared: " + image.config.exposedPorts.join(", ") + ")")`
 		},
+		fields: []string{"action", "image.config.exposedPorts", "runtime.publishedPorts"},
 	},
 	{
 		id:       "pinned-tag",
@@ -174,6 +187,7 @@ var builtinDefs = []*builtinDef{
 			return expr, `image.tag == "latest" ? "runs the floating tag \"latest\"" : image.tag == "" ? "the run names neither a tag nor a digest" : ` +
 				`"runs by tag \"" + image.tag + "\", which can be moved to other content"`
 		},
+		fields: []string{"action", "image.byDigest", "image.tag"},
 	},
 	{
 		id:       "max-age",
@@ -191,6 +205,7 @@ var builtinDefs = []*builtinDef{
 				`!has(image.config.created) ? "the image config has no creation time, so its age is unknown" : ` +
 					`"the image was built " + string((now - image.config.created).getHours() / 24) + " days ago (" + string(image.config.created) + "); the maximum is " + ` + strconv.Quote(p["max"])
 		},
+		fields: []string{"image.config.created", "now"},
 	},
 	{
 		id:       "approved",
@@ -215,6 +230,7 @@ var builtinDefs = []*builtinDef{
 					`(size(approvals) == 0 ? " (no approvals found)" : " (found: " + approvals.map(a, a.approver + " for " + a.environment + ` +
 					`(a.authority == "" ? "" : " as " + a.authority) + (a.verified ? "" : ", not verified")).join("; ") + ")")`
 		},
+		fields: []string{"approvals", "environment"},
 	},
 	{
 		id:       "max-severity",
@@ -243,16 +259,27 @@ var builtinDefs = []*builtinDef{
 					`(size(bad) > 10 ? bad.slice(0, 10) : bad).map(v, v.id + " (" + v.severity + ", " + v.package + " " + v.version + ` +
 					`(v.fixedVersion == "" ? ", no fix" : ", fixed in " + v.fixedVersion) + ")").join(", ") + (size(bad) > 10 ? ", …" : "")))`
 		},
+		fields: []string{"scan.available", "scan.vulnerabilities"},
 	},
 }
 
-// Builtins returns the built-in rules, sorted by id.
+// Builtins returns the built-in rules, sorted by id, each compiled (it is
+// for listing and checking the library, not for deciding).
 func Builtins() ([]*Rule, error) {
 	c, err := sharedCompiler()
 	if err != nil {
 		return nil, err
 	}
 	rs := slices.Collect(maps.Values(c.builtins))
+	for _, r := range rs {
+		err := r.check.prog.ready()
+		if r.check.msg != nil {
+			err = errors.Join(err, r.check.msg.ready())
+		}
+		if err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+	}
 	slices.SortFunc(rs, func(a, b *Rule) int { return strings.Compare(a.ID, b.ID) })
 	return rs, nil
 }

@@ -1,6 +1,9 @@
 package policy
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"reflect"
@@ -17,6 +20,8 @@ import (
 	"cel.dev/cel-go/ext"
 	"cel.dev/cel-go/interpreter"
 	"go.yaml.in/yaml/v3"
+	exprpb "google.golang.org/genproto/googleapis/api/expr/v1alpha1"
+	"google.golang.org/protobuf/proto"
 )
 
 // CostLimit bounds one evaluation of one rule expression (and, separately,
@@ -57,11 +62,20 @@ var variables = []struct {
 	{"runtime", cel.ObjectType("policy.Runtime")},
 }
 
-// compiler holds the CEL environment and the compiled built-ins. Both are
-// immutable once built, and the same for every policy, so they are built
-// once per process (sharedCompiler) instead of per load: building the
-// environment reflects over the input types and dominates a small
-// policy's load time.
+// compiler holds the CEL environment and the built-in rules. Both are
+// the same for every policy, so they are built once per process
+// (sharedCompiler) instead of per load: building the environment reflects
+// over the input types and dominates a small policy's load time.
+//
+// A built-in's programs (with its default parameters) are compiled on
+// their first evaluation, not here: parsing and checking CEL costs
+// 0.3-3 ms per expression, the library holds twenty-odd, and a policy
+// typically binds a handful, whose message expressions run only when they
+// fail. A built-in with parameters is compiled when the policy binding it
+// is loaded (its parameters are user input: errors belong to the load).
+// Built-ins are fixed Go code, so a lazy compilation cannot fail in use
+// unless the library itself is broken (TestBuiltinsDocumented compiles
+// all of them); if it did, the evaluation error counts as a violation.
 type compiler struct {
 	env      *cel.Env
 	builtins map[string]*Rule
@@ -90,13 +104,35 @@ func newCompiler() (*compiler, error) {
 	c := &compiler{env: env, builtins: map[string]*Rule{}}
 	for _, def := range builtinDefs {
 		r := def.rule()
-		r.check, err = c.builtinCheck(r, nil, nil)
-		if err != nil {
-			return nil, fmt.Errorf("policy: built-in rule %s: %w", r.ID, err)
-		}
+		r.check = c.lazyCheck(r, def.fields)
 		c.builtins[r.ID] = r
 	}
 	return c, nil
+}
+
+// lazyCheck is r's check with programs compiled on first use. fields are
+// the input paths its expressions read (Explain shows them for any
+// decision, so they cannot wait for a compilation that a passing rule's
+// message expression never gets).
+func (c *compiler) lazyCheck(r *Rule, fields []string) *check {
+	ck := &check{rule: r, expression: r.Expression, fields: fields}
+	ck.prog.lazy = &lazyProgram{compile: func() (program, error) {
+		ast, err := c.compile(r.ID, "expression", r.Expression, cel.BoolType, nil)
+		if err != nil {
+			return program{}, fmt.Errorf("built-in %s: %w", r.ID, err)
+		}
+		return c.program(ast)
+	}}
+	if r.MessageExpression != "" {
+		ck.msg = &program{lazy: &lazyProgram{compile: func() (program, error) {
+			ast, err := c.compile(r.ID, "message_expression", r.MessageExpression, cel.StringType, nil)
+			if err != nil {
+				return program{}, fmt.Errorf("built-in %s: %w", r.ID, err)
+			}
+			return c.program(ast)
+		}}}
+	}
+	return ck
 }
 
 // check is one compiled rule instance: a rule with its parameters.
@@ -118,13 +154,39 @@ type check struct {
 type program struct {
 	tracked cel.Program
 	fast    cel.Program
+	// lazy, when set, fills tracked and fast on first use (ready).
+	lazy *lazyProgram
 }
 
-func (p *program) pick(small bool) cel.Program {
-	if small && p.fast != nil {
-		return p.fast
+// lazyProgram compiles a program once, on first use, for every goroutine
+// that uses it: the sync.Once orders the writes of tracked and fast
+// before their reads.
+type lazyProgram struct {
+	once    sync.Once
+	compile func() (program, error)
+	err     error
+}
+
+// ready compiles a lazy program if it has not been yet.
+func (p *program) ready() error {
+	if p.lazy == nil {
+		return nil
 	}
-	return p.tracked
+	p.lazy.once.Do(func() {
+		q, err := p.lazy.compile()
+		p.tracked, p.fast, p.lazy.err = q.tracked, q.fast, err
+	})
+	return p.lazy.err
+}
+
+func (p *program) pick(small bool) (cel.Program, error) {
+	if err := p.ready(); err != nil {
+		return nil, err
+	}
+	if small && p.fast != nil {
+		return p.fast, nil
+	}
+	return p.tracked, nil
 }
 
 // compileRule compiles a rule's expression and message expression; exprNode
@@ -165,7 +227,10 @@ func (c *compiler) compile(rule, what, src string, want *cel.Type, n *yaml.Node)
 	if len(src) > MaxExpressionLength {
 		return nil, &PolicyError{Line: line(n, 1), Rule: rule, Err: fmt.Errorf("%s is longer than %d bytes", what, MaxExpressionLength)}
 	}
-	ast, iss := c.env.CompileSource(common.NewStringSource(src, what))
+	ast, iss := c.parse(src, what)
+	if iss == nil || iss.Err() == nil {
+		ast, iss = c.env.Check(ast)
+	}
 	if iss != nil && iss.Err() != nil {
 		l := 1
 		if errs := iss.Errors(); len(errs) > 0 && errs[0].Location != nil && errs[0].Location.Line() > 0 {
@@ -185,6 +250,35 @@ func (c *compiler) compile(rule, what, src string, want *cel.Type, n *yaml.Node)
 			Err: fmt.Errorf("%s always exceeds the evaluation cost limit: it costs at least %d, the limit is %d", what, est.Min, CostLimit)}
 	}
 	return ast, nil
+}
+
+// parse parses src. The built-ins' default expressions are parsed ahead
+// of time (builtinASTs, keyed by the source's hash, so any other text is
+// parsed here): cel-go's parser costs 0.5-5 ms per expression in a fresh
+// process, most of what a one-shot decision such as bulwark run's costs.
+func (c *compiler) parse(src, what string) (*cel.Ast, *cel.Issues) {
+	if ast := parsedBuiltin(src); ast != nil {
+		return ast, nil
+	}
+	return c.env.ParseSource(common.NewStringSource(src, what))
+}
+
+// parsedBuiltin is src's parsed form from builtinASTs, or nil.
+func parsedBuiltin(src string) *cel.Ast {
+	sum := sha256.Sum256([]byte(src))
+	enc, ok := builtinASTs[hex.EncodeToString(sum[:])]
+	if !ok {
+		return nil
+	}
+	b, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil {
+		return nil
+	}
+	var pe exprpb.ParsedExpr
+	if proto.Unmarshal(b, &pe) != nil {
+		return nil
+	}
+	return cel.ParsedExprToAst(&pe)
 }
 
 func (c *compiler) program(ast *cel.Ast) (program, error) {
@@ -303,7 +397,11 @@ func (a *activation) Parent() interpreter.Activation { return nil }
 // evalBool runs a rule expression. A non-bool result cannot happen (the
 // type is checked at load) but is an error rather than a pass if it does.
 func evalBool(p *program, a *activation) (bool, error) {
-	v, _, err := p.pick(a.small).Eval(a)
+	prog, err := p.pick(a.small)
+	if err != nil {
+		return false, err
+	}
+	v, _, err := prog.Eval(a)
 	if err != nil {
 		return false, err
 	}
@@ -315,7 +413,11 @@ func evalBool(p *program, a *activation) (bool, error) {
 }
 
 func evalString(p *program, a *activation) (string, error) {
-	v, _, err := p.pick(a.small).Eval(a)
+	prog, err := p.pick(a.small)
+	if err != nil {
+		return "", err
+	}
+	v, _, err := prog.Eval(a)
 	if err != nil {
 		return "", err
 	}

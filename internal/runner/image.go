@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime"
 
 	digest "github.com/opencontainers/go-digest"
@@ -51,6 +53,16 @@ type Image struct {
 // Fetch resolves ref to a digest, picks this platform's manifest from an
 // index, and reads and checks the image config.
 func Fetch(ctx context.Context, reg Registry, ref oci.ImageRef) (*Image, error) {
+	return FetchCached(ctx, reg, ref, nil)
+}
+
+// FetchCached is Fetch keeping manifests and configs in cache (nil for
+// none), by digest. The reference itself, tag or digest, is asked of the
+// registry on every call: a moved tag must be seen, and the registry's
+// own checks (credentials, its pull policy) apply to every run. What it
+// reaches by digest from there (an index's platform manifest, the config)
+// is content-addressed and read from the registry once.
+func FetchCached(ctx context.Context, reg Registry, ref oci.ImageRef, cache *MetadataCache) (*Image, error) {
 	desc, body, err := reg.Manifest(ctx, ref)
 	if err != nil {
 		return nil, err
@@ -68,7 +80,7 @@ func Fetch(ctx context.Context, reg Registry, ref oci.ImageRef) (*Image, error) 
 		}
 		byDigest := ref
 		byDigest.Tag, byDigest.Digest = "", pick.Digest
-		if desc, body, err = reg.Manifest(ctx, byDigest); err != nil {
+		if desc, body, err = cache.manifest(ctx, reg, byDigest); err != nil {
 			return nil, err
 		}
 		if m, err = oci.ParseManifest(desc.MediaType, body); err != nil {
@@ -85,17 +97,9 @@ func Fetch(ctx context.Context, reg Registry, ref oci.ImageRef) (*Image, error) 
 	if m.Config.Size > maxConfigSize {
 		return nil, fmt.Errorf("%w: %s: config of %d bytes", ErrImage, ref, m.Config.Size)
 	}
-	rc, _, err := reg.Blob(ctx, ref, m.Config.Digest, m.Config.Size)
+	cb, err := cache.config(ctx, reg, ref, *m.Config)
 	if err != nil {
 		return nil, err
-	}
-	cb, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil {
-		return nil, fmt.Errorf("%s: config: %w", ref, err)
-	}
-	if int64(len(cb)) != m.Config.Size {
-		return nil, fmt.Errorf("%w: %s: config is %d bytes, manifest says %d", ErrImage, ref, len(cb), m.Config.Size)
 	}
 	if img.Config, err = ParseImageConfig(cb); err != nil {
 		return nil, fmt.Errorf("%s: %w", ref, err)
@@ -105,6 +109,108 @@ func Fetch(ctx context.Context, reg Registry, ref oci.ImageRef) (*Image, error) 
 	}
 	img.Layers = m.Layers
 	return img, nil
+}
+
+// MetadataCache keeps image manifests and configs by digest, one file
+// each: DIR/sha256/HEX. They are content-addressed and checked against
+// their digest on every read, so a damaged or altered file is a miss,
+// never a different image. It is nil-safe: a nil cache asks the registry.
+type MetadataCache struct{ dir string }
+
+// OpenMetadataCache returns the cache in dir, created on first write.
+func OpenMetadataCache(dir string) *MetadataCache { return &MetadataCache{dir: dir} }
+
+func (c *MetadataCache) path(d digest.Digest) string {
+	return filepath.Join(c.dir, d.Algorithm().String(), d.Encoded())
+}
+
+// get returns the content stored for d, if it is there and intact.
+func (c *MetadataCache) get(d digest.Digest, maxSize int64) ([]byte, bool) {
+	if c == nil || d.Validate() != nil || !d.Algorithm().Available() {
+		return nil, false
+	}
+	f, err := os.Open(c.path(d))
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSize+1))
+	if err != nil || int64(len(b)) > maxSize || d.Algorithm().FromBytes(b) != d {
+		return nil, false
+	}
+	return b, true
+}
+
+// put stores b, which the caller verified to be d's content. Failing to
+// is harmless: the next run asks the registry again.
+func (c *MetadataCache) put(d digest.Digest, b []byte) {
+	if c == nil || d.Validate() != nil {
+		return
+	}
+	p := c.path(d)
+	if os.MkdirAll(filepath.Dir(p), 0o700) == nil {
+		writeFileAtomic(p, b, 0o600)
+	}
+}
+
+// manifest is reg.Manifest for a manifest named by digest in a verified
+// index, answered from the cache when it holds it. Only manifests that
+// carry their media type in the body are kept (the registry's
+// Content-Type must agree with it), so the cached bytes alone say what
+// they are.
+func (c *MetadataCache) manifest(ctx context.Context, reg Registry, ref oci.ImageRef) (v1.Descriptor, []byte, error) {
+	if ref.Digest != "" {
+		if b, ok := c.get(ref.Digest, maxManifestSize); ok {
+			if mt := bodyMediaType(b); mt != "" {
+				return v1.Descriptor{MediaType: mt, Digest: ref.Digest, Size: int64(len(b))}, b, nil
+			}
+		}
+	}
+	desc, body, err := reg.Manifest(ctx, ref)
+	if mt := bodyMediaType(body); err == nil && c != nil && mt != "" && mt == desc.MediaType && desc.Digest == ref.Digest &&
+		int64(len(body)) <= maxManifestSize && ref.Digest.Algorithm().FromBytes(body) == ref.Digest {
+		c.put(desc.Digest, body)
+	}
+	return desc, body, err
+}
+
+// maxManifestSize bounds a cached manifest (the distribution spec's
+// recommended limit, which remote.Client enforces too).
+const maxManifestSize = 4 << 20
+
+// bodyMediaType is a manifest's own mediaType field, if it is a manifest
+// or index type.
+func bodyMediaType(b []byte) string {
+	var probe struct {
+		MediaType string `json:"mediaType"`
+	}
+	if json.Unmarshal(b, &probe) != nil || !oci.IsManifestMediaType(probe.MediaType) {
+		return ""
+	}
+	return probe.MediaType
+}
+
+// config is the image config blob for desc, from the cache or the
+// registry (then stored).
+func (c *MetadataCache) config(ctx context.Context, reg Registry, ref oci.ImageRef, desc v1.Descriptor) ([]byte, error) {
+	if b, ok := c.get(desc.Digest, desc.Size); ok && int64(len(b)) == desc.Size {
+		return b, nil
+	}
+	rc, _, err := reg.Blob(ctx, ref, desc.Digest, desc.Size)
+	if err != nil {
+		return nil, err
+	}
+	cb, err := io.ReadAll(io.LimitReader(rc, desc.Size+1))
+	rc.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%s: config: %w", ref, err)
+	}
+	if int64(len(cb)) != desc.Size {
+		return nil, fmt.Errorf("%w: %s: config is %d bytes, manifest says %d", ErrImage, ref, len(cb), desc.Size)
+	}
+	// reg.Blob verified the digest as it streamed.
+	c.put(desc.Digest, cb)
+	return cb, nil
 }
 
 // pickPlatform chooses linux on this binary's architecture from an

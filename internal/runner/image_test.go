@@ -26,8 +26,9 @@ import (
 // manifests by tag (index.json's ref names) or digest, blobs by digest,
 // everything verified against the digest asked for.
 type layoutRegistry struct {
-	dir      string
-	blobGets int
+	dir          string
+	blobGets     int
+	manifestGets int
 }
 
 func (l *layoutRegistry) blob(d digest.Digest) ([]byte, error) {
@@ -42,6 +43,7 @@ func (l *layoutRegistry) blob(d digest.Digest) ([]byte, error) {
 }
 
 func (l *layoutRegistry) Manifest(ctx context.Context, ref oci.ImageRef) (v1.Descriptor, []byte, error) {
+	l.manifestGets++
 	d := ref.Digest
 	var mt string
 	if d == "" {
@@ -228,6 +230,110 @@ func TestFetchIndexAndHostileImages(t *testing.T) {
 	}
 }
 
+// TestFetchCached: with a metadata cache, the reference (tag or digest)
+// is asked of the registry every time, but what it reaches by digest (an
+// index's platform manifest, the config) is fetched once; whatever in the
+// cache does not match its digest is ignored and fetched again.
+func TestFetchCached(t *testing.T) {
+	ctx := context.Background()
+	layout := t.TempDir()
+	built, err := testimage.Busybox(ctx, layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := &layoutRegistry{dir: layout}
+	cache := OpenMetadataCache(filepath.Join(t.TempDir(), "images"))
+	byTag := oci.ImageRef{Repository: "test/busybox", Tag: testimage.DefaultTag}
+	byDigest := byTag
+	byDigest.Tag, byDigest.Digest = "", built.ManifestDigest
+	platform := v1.Descriptor{MediaType: v1.MediaTypeImageManifest, Digest: built.ManifestDigest, Size: int64(len(built.ManifestBytes)),
+		Platform: &v1.Platform{OS: "linux", Architecture: runtime.GOARCH}}
+	ib, err := json.Marshal(v1.Index{Versioned: ispecs.Versioned{SchemaVersion: 2}, MediaType: v1.MediaTypeImageIndex, Manifests: []v1.Descriptor{platform}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byIndex := byDigest
+	byIndex.Digest = writeBlob(t, layout, v1.MediaTypeImageIndex, ib).Digest
+
+	fetch := func(ref oci.ImageRef, manifests, blobs int) {
+		t.Helper()
+		reg.manifestGets, reg.blobGets = 0, 0
+		img, err := FetchCached(ctx, reg, ref, cache)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img.Manifest.Digest != built.ManifestDigest || img.Manifest.MediaType != v1.MediaTypeImageManifest ||
+			img.Ref.Digest != ref.Digest && ref.Digest != "" || img.Config.Config.Cmd == nil || len(img.Layers) != len(built.Manifest.Layers) {
+			t.Fatalf("fetched %+v", img)
+		}
+		if reg.manifestGets != manifests || reg.blobGets != blobs {
+			t.Errorf("%s: %d manifest and %d blob requests, want %d and %d", ref, reg.manifestGets, reg.blobGets, manifests, blobs)
+		}
+	}
+	fetch(byTag, 1, 1)
+	fetch(byTag, 1, 0)
+	fetch(byDigest, 1, 0)
+	fetch(byIndex, 2, 0)
+	fetch(byIndex, 1, 0)
+
+	// Cached content that is not what its digest names is a miss, and is
+	// replaced.
+	cfgPath := cache.path(built.Manifest.Config.Digest)
+	manifestPath := cache.path(built.ManifestDigest)
+	for _, corrupt := range []func(p string) error{
+		func(p string) error { return os.Truncate(p, 10) },
+		func(p string) error { // valid JSON, other bytes
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(p, append(b, ' '), 0o600)
+		},
+		func(p string) error { return os.Remove(p) },
+	} {
+		for _, p := range []string{cfgPath, manifestPath} {
+			if err := corrupt(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fetch(byIndex, 2, 1)
+		fetch(byIndex, 1, 0)
+	}
+
+	// A nil cache asks the registry for everything.
+	reg.manifestGets, reg.blobGets = 0, 0
+	if _, err := FetchCached(ctx, reg, byIndex, nil); err != nil || reg.manifestGets != 2 || reg.blobGets != 1 {
+		t.Errorf("nil cache: %v, %d manifest and %d blob requests", err, reg.manifestGets, reg.blobGets)
+	}
+
+	// A manifest without its media type in the body is not kept: the
+	// cached bytes alone must say what they are.
+	noType, err := json.Marshal(v1.Manifest{Versioned: ispecs.Versioned{SchemaVersion: 2}, Config: built.Manifest.Config, Layers: built.Manifest.Layers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := platform
+	p.Digest, p.Size = writeBlob(t, layout, v1.MediaTypeImageManifest, noType).Digest, int64(len(noType))
+	ib, err = json.Marshal(v1.Index{Versioned: ispecs.Versioned{SchemaVersion: 2}, MediaType: v1.MediaTypeImageIndex, Manifests: []v1.Descriptor{p}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := byDigest
+	ref.Digest = writeBlob(t, layout, v1.MediaTypeImageIndex, ib).Digest
+	for range 2 {
+		reg.manifestGets = 0
+		// The layout registry sends no Content-Type either, so Fetch
+		// refuses the manifest; what matters here is the requests.
+		FetchCached(ctx, reg, ref, cache)
+		if reg.manifestGets != 2 {
+			t.Errorf("manifest without media type: %d requests, want 2 (never cached)", reg.manifestGets)
+		}
+	}
+	if _, err := os.Stat(cache.path(p.Digest)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("manifest without media type cached: %v", err)
+	}
+}
+
 func FuzzParseImageConfig(f *testing.F) {
 	f.Add([]byte(`{"architecture":"` + runtime.GOARCH + `","os":"linux","config":{"User":"app","Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":[]}}`))
 	f.Add([]byte(`{"os":"linux"}`))
@@ -242,6 +348,20 @@ func FuzzParseImageConfig(f *testing.F) {
 		}
 		if img.OS != "linux" || img.Architecture != runtime.GOARCH {
 			t.Fatalf("accepted %s/%s", img.OS, img.Architecture)
+		}
+	})
+}
+
+// FuzzBodyMediaType: whatever a registry or a damaged cache file holds,
+// the media type read from it is empty or one of the manifest types.
+func FuzzBodyMediaType(f *testing.F) {
+	f.Add([]byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}`))
+	f.Add([]byte(`{"mediaType":"application/vnd.oci.image.config.v1+json"}`))
+	f.Add([]byte(`{"mediaType":1}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if mt := bodyMediaType(b); mt != "" && !oci.IsManifestMediaType(mt) {
+			t.Fatalf("media type %q", mt)
 		}
 	})
 }

@@ -71,6 +71,15 @@ type RunRequest struct {
 	// IO and Signals are used when attached (see Runtime.Run).
 	IO      IO
 	Signals <-chan os.Signal
+	// Step, when set, is called as each phase ends ("prepared", "runtime",
+	// "released"): bulwark run's BULWARK_DEBUG_TIMING breakdown.
+	Step func(name string)
+}
+
+func (r *RunRequest) step(name string) {
+	if r.Step != nil {
+		r.Step(name)
+	}
 }
 
 // Run creates the container directory, mounts the rootfs, writes the
@@ -85,12 +94,14 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (exitCode int, err er
 	if err != nil {
 		return 0, err
 	}
+	req.step("prepared")
 	keep := false
 	defer func() {
 		if !keep {
 			if rerr := m.release(ctx, c); rerr != nil && err == nil {
 				err = rerr
 			}
+			req.step("released")
 		}
 	}()
 	name := c.Name
@@ -113,6 +124,7 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (exitCode int, err er
 	}
 
 	code, err := m.Runtime.Run(ctx, name, c.BundleDir(), c.PidFile(), req.IO, req.Signals)
+	req.step("runtime")
 	// `run` deletes the container when it exits (runc and crun both); a
 	// failed start may leave the runtime's record behind. Asking the
 	// runtime in the common case would cost a process per run.
@@ -154,14 +166,15 @@ func (m *Manager) Prepare(ctx context.Context, req RunRequest) (_ *Container, er
 		}
 	}()
 
-	if err := writeInitLayer(c.InitLayer(), o.IDMap); err != nil {
+	initLayer, err := m.Store.initLayer(o.IDMap)
+	if err != nil {
 		return nil, err
 	}
 	if err := os.Mkdir(c.RootfsDir(), 0o711); err != nil {
 		return nil, fmt.Errorf("runner: %w", err)
 	}
 	stack := *req.Rootfs
-	stack.Lowerdirs = append([]string{c.InitLayer()}, req.Rootfs.Lowerdirs...)
+	stack.Lowerdirs = append([]string{initLayer}, req.Rootfs.Lowerdirs...)
 	if err := stack.Mount(c.RootfsDir()); err != nil {
 		return nil, err
 	}
@@ -182,13 +195,18 @@ func (m *Manager) Prepare(ctx context.Context, req RunRequest) (_ *Container, er
 	if err != nil {
 		return nil, err
 	}
-	b, err := json.MarshalIndent(spec, "", "  ")
+	// Compact: runc parses it on every start, and jq reads it as well.
+	b, err := json.Marshal(spec)
 	if err != nil {
 		return nil, err
 	}
 	if err := writeFileAtomic(filepath.Join(c.BundleDir(), "config.json"), b, 0o600); err != nil {
 		return nil, err
 	}
+	// The record is written once, here, before anything can run: until
+	// then a crash leaves a directory without a record, which Get and
+	// stop handle (release finds the mounts by looking, not by the
+	// record).
 	if err := c.Save(); err != nil {
 		return nil, err
 	}
@@ -325,11 +343,8 @@ func (m *Manager) Logs(name string) (io.ReadCloser, error) {
 // directories whatever the image has there (a missing /proc, a symlinked
 // /dev), since the runtime cannot create them in a read-only rootfs, and
 // gives /tmp mode 1777, which runc 1.1 copies onto the tmpfs mounted there
-// (it ignores the tmpfs's own mode= option).
+// (it ignores the tmpfs's own mode= option). dir must not exist.
 func writeInitLayer(dir string, ids IDMap) error {
-	if ids == (IDMap{}) {
-		ids = IDMap{HostBase: DefaultIDMapHostBase, Size: DefaultIDMapSize}
-	}
 	for _, d := range []struct {
 		name string
 		mode os.FileMode

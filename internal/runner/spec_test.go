@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -362,4 +363,18 @@ func TestValidName(t *testing.T) {
 			t.Errorf("ValidName(%q) = %v", name, got)
 		}
 	}
+}
+
+// FuzzValidName: the hand-written check accepts exactly what the
+// documented regular expression does.
+func FuzzValidName(f *testing.F) {
+	re := regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
+	for _, s := range []string{"web", "web-1.2_3", "", "-x", "a/b", "é", "a\n", strings.Repeat("a", 63), strings.Repeat("a", 64)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if got, want := ValidName(name), re.MatchString(name); got != want {
+			t.Errorf("ValidName(%q) = %v, the expression says %v", name, got, want)
+		}
+	})
 }

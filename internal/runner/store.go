@@ -25,11 +25,13 @@ var ErrNoContainer = errors.New("no such container")
 // Store is the runner's part of the data directory:
 //
 //	DATA/runc/                    the runtime's --root (its own state)
+//	DATA/init/BASE-SIZE/          bulwark's top layer (mount points) for
+//	                              one user-namespace mapping, shared by
+//	                              every container using it (read-only)
 //	DATA/containers/NAME/         one directory per container
 //	    state.json                Record
 //	    bundle/config.json        the generated runtime spec
-//	    init/                     bulwark's top layer: mount points
-//	    rootfs/                   the read-only overlay (image + init)
+//	    rootfs/                   the read-only overlay (init + image)
 //	    netns                     bind mount of a prepared netns (if any)
 //	    pid                       the init process's host pid
 //	    container.log             stdout+stderr of a detached container
@@ -110,7 +112,6 @@ type Container struct {
 }
 
 func (c *Container) BundleDir() string  { return filepath.Join(c.Dir, "bundle") }
-func (c *Container) InitLayer() string  { return filepath.Join(c.Dir, "init") }
 func (c *Container) RootfsDir() string  { return filepath.Join(c.Dir, "rootfs") }
 func (c *Container) NetNSPath() string  { return filepath.Join(c.Dir, "netns") }
 func (c *Container) PidFile() string    { return filepath.Join(c.Dir, "pid") }
@@ -118,7 +119,7 @@ func (c *Container) LogPath() string    { return filepath.Join(c.Dir, "container
 func (c *Container) recordPath() string { return filepath.Join(c.Dir, "state.json") }
 
 // Create reserves name (an atomic mkdir) and returns the new container's
-// directory with its record saved.
+// directory; the caller saves the record once it has filled it in.
 func (s *Store) Create(rec Record) (*Container, error) {
 	if !ValidName(rec.Name) {
 		return nil, fmt.Errorf("%w: name %q: use 1-63 letters, digits, '_', '.', '-', starting with a letter or digit", ErrOptions, rec.Name)
@@ -145,11 +146,77 @@ func (s *Store) Create(rec Record) (*Container, error) {
 		os.RemoveAll(c.Dir)
 		return nil, fmt.Errorf("runner: %w", err)
 	}
-	if err := c.Save(); err != nil {
-		os.RemoveAll(c.Dir)
-		return nil, err
-	}
 	return c, nil
+}
+
+// initLayer returns the init layer (writeInitLayer) for ids, making it on
+// first use. The overlay mounts it read-only below nothing writable and
+// the runtime mounts over its directories without writing into it, so one
+// copy serves every container with that mapping; sharing it saves every
+// start five directories and their ownership changes. It is made under a
+// temporary name, synced, then renamed: unlike a per-run copy, a layer
+// left incomplete by a crash would break every later run, so it is either
+// whole or absent. Temporary copies that a crashed bulwark left behind
+// are removed when the next one is made.
+func (s *Store) initLayer(ids IDMap) (string, error) {
+	parent := filepath.Join(s.dir, "init")
+	dir := filepath.Join(parent, fmt.Sprintf("%d-%d", ids.HostBase, ids.Size))
+	if fi, err := os.Lstat(dir); err == nil && fi.IsDir() {
+		return dir, nil
+	}
+	if err := os.MkdirAll(parent, 0o711); err != nil {
+		return "", fmt.Errorf("runner: %w", err)
+	}
+	if stale, err := filepath.Glob(filepath.Join(parent, "*.tmp-*")); err == nil {
+		for _, p := range stale {
+			// A minute old: not another bulwark's creation in progress.
+			if fi, err := os.Lstat(p); err == nil && time.Since(fi.ModTime()) > time.Minute {
+				os.RemoveAll(p)
+			}
+		}
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	tmp := dir + ".tmp-" + hex.EncodeToString(b[:])
+	if err := writeInitLayer(tmp, ids); err != nil {
+		os.RemoveAll(tmp)
+		return "", err
+	}
+	if err := syncDirs(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return "", err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		os.RemoveAll(tmp)
+		// Another bulwark made it first (rename onto a non-empty
+		// directory fails).
+		if fi, lerr := os.Lstat(dir); lerr == nil && fi.IsDir() {
+			return dir, nil
+		}
+		return "", fmt.Errorf("runner: init layer: %w", err)
+	}
+	if err := syncDirs(parent); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+// syncDirs makes the directory tree at dir durable: one syncfs for the
+// entries and inodes under it (their modes and owners), then an fsync of
+// dir itself.
+func syncDirs(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("runner: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return fmt.Errorf("runner: syncfs %s: %w", dir, err)
+	}
+	if err := unix.Fsync(fd); err != nil {
+		return fmt.Errorf("runner: fsync %s: %w", dir, err)
+	}
+	return nil
 }
 
 // Save writes the record atomically.
@@ -275,19 +342,25 @@ func isMountpoint(p string) (bool, error) {
 // container does not survive a host crash (its mounts, namespaces and
 // processes are gone), so its record need not either, and two fsyncs per
 // start were most of the runner's own start-up time.
-func writeFileAtomic(name string, data []byte, perm os.FileMode) error {
+func writeFileAtomic(name string, data []byte, perm os.FileMode) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name)+"-*")
 	if err != nil {
 		return fmt.Errorf("runner: %w", err)
 	}
-	defer os.Remove(f.Name())
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
 	if _, err := f.Write(data); err != nil {
-		f.Close()
 		return fmt.Errorf("runner: %w", err)
 	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return fmt.Errorf("runner: %w", err)
+	// CreateTemp made it 0600.
+	if perm != 0o600 {
+		if err := f.Chmod(perm); err != nil {
+			return fmt.Errorf("runner: %w", err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("runner: %w", err)
