@@ -5,7 +5,7 @@
 #
 #   scripts/fixtures.sh [bookworm-minbase]     build if missing, print the path
 #
-# Fixtures (under ${BULWARK_FIXTURES:-$HOME/.cache/bulwark-ci/fixtures}):
+# Fixtures (under ${BULWARK_FIXTURES:-${XDG_CACHE_HOME:-$HOME/.cache}/bulwark-ci/fixtures}):
 #
 #   bookworm-minbase/rootfs   `debootstrap --variant=minbase bookworm` from
 #                             Debian's mirror ($DEBIAN_MIRROR, default
@@ -22,7 +22,7 @@
 # sha256sum.
 set -euo pipefail
 
-cache=${BULWARK_FIXTURES:-$HOME/.cache/bulwark-ci/fixtures}
+cache=${BULWARK_FIXTURES:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/bulwark-ci/fixtures}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 names=("$@")
 if ((${#names[@]} == 0)); then
