@@ -50,6 +50,43 @@ func (f *auditFlags) localPath(cmd *cobra.Command) (string, error) {
 	return audit.PathIn(cfg.Data), nil
 }
 
+// query reads the events matching filter, with --since and --until as
+// written (a duration back from now, a date, RFC 3339): from the log in
+// --data, or through --server, which resolves them itself. Only the
+// filter's exact-match fields and Limit (0: all a server returns) go to
+// the server.
+func (f *auditFlags) query(cmd *cobra.Command, filter audit.Filter, since, until string) ([]audit.Event, error) {
+	now := time.Now()
+	var err error
+	if since != "" {
+		if filter.Since, err = audit.ParseTime(since, now); err != nil {
+			return nil, fmt.Errorf("--since: %w", err)
+		}
+	}
+	if until != "" {
+		if filter.Until, err = audit.ParseTime(until, now); err != nil {
+			return nil, fmt.Errorf("--until: %w", err)
+		}
+	}
+	if f.server == "" {
+		path, err := f.localPath(cmd)
+		if err != nil {
+			return nil, err
+		}
+		return audit.Query(cmd.Context(), path, filter)
+	}
+	q := url.Values{"limit": {strconv.Itoa(filter.Limit)}}
+	for k, v := range map[string]string{"since": since, "until": until, "repo": filter.Repository, "who": filter.Who,
+		"action": filter.Action, "digest": filter.Digest, "outcome": filter.Outcome} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	var events []audit.Event
+	err = f.get(cmd.Context(), "/admin/v1/audit", q, &events)
+	return events, err
+}
+
 // get fetches endpoint from the server and decodes its JSON answer.
 func (f *auditFlags) get(ctx context.Context, endpoint string, q url.Values, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
@@ -137,35 +174,7 @@ func newAuditCmd() *cobra.Command {
 			if limit < 0 {
 				return fmt.Errorf("--limit must not be negative")
 			}
-			now := time.Now()
-			filter := audit.Filter{Repository: repo, Who: who, Action: action, Limit: limit}
-			var err error
-			if since != "" {
-				if filter.Since, err = audit.ParseTime(since, now); err != nil {
-					return fmt.Errorf("--since: %w", err)
-				}
-			}
-			if until != "" {
-				if filter.Until, err = audit.ParseTime(until, now); err != nil {
-					return fmt.Errorf("--until: %w", err)
-				}
-			}
-			var events []audit.Event
-			if f.server != "" {
-				q := url.Values{}
-				for k, v := range map[string]string{"since": since, "until": until, "repo": repo, "who": who, "action": action} {
-					if v != "" {
-						q.Set(k, v)
-					}
-				}
-				q.Set("limit", strconv.Itoa(limit))
-				err = f.get(cmd.Context(), "/admin/v1/audit", q, &events)
-			} else {
-				var path string
-				if path, err = f.localPath(cmd); err == nil {
-					events, err = audit.Query(cmd.Context(), path, filter)
-				}
-			}
+			events, err := f.query(cmd, audit.Filter{Repository: repo, Who: who, Action: action, Limit: limit}, since, until)
 			if err != nil {
 				return err
 			}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -65,37 +64,11 @@ matching decisions.`,
 			default:
 				return fmt.Errorf("--action %q: want push, pull or run", action)
 			}
-			now := time.Now()
 			filter := audit.Filter{Repository: repo, Action: audit.ActionDecision, Digest: dgst}
 			if denied {
 				filter.Outcome = audit.OutcomeDenied
 			}
-			var err error
-			if since != "" {
-				if filter.Since, err = audit.ParseTime(since, now); err != nil {
-					return fmt.Errorf("--since: %w", err)
-				}
-			}
-			if until != "" {
-				if filter.Until, err = audit.ParseTime(until, now); err != nil {
-					return fmt.Errorf("--until: %w", err)
-				}
-			}
-			var events []audit.Event
-			if f.server != "" {
-				q := url.Values{"action": {audit.ActionDecision}, "limit": {"0"}}
-				for k, v := range map[string]string{"since": since, "until": until, "repo": repo, "digest": dgst, "outcome": filter.Outcome} {
-					if v != "" {
-						q.Set(k, v)
-					}
-				}
-				err = f.get(cmd.Context(), "/admin/v1/audit", q, &events)
-			} else {
-				var path string
-				if path, err = f.localPath(cmd); err == nil {
-					events, err = audit.Query(cmd.Context(), path, filter)
-				}
-			}
+			events, err := f.query(cmd, filter, since, until)
 			if err != nil {
 				return err
 			}
