@@ -54,9 +54,11 @@ running container's image: one line per container and vulnerability
 (host, container, image, advisory, severity, package and version, fixed
 version, and the days since the fix was available), or the image's scan
 state when it has no report (pending, not scanned, failed, no
-vulnerability database). "Days since the fix" counts from when the
-registry first saw the advisory with that fixed version, which is at
-most one vulnerability database update late (see docs/scanning.md).
+vulnerability database). "Days since the fix" counts from the
+advisory's publication date when its record has one (OSV "published":
+for Debian DSA/DLA, Go and GHSA advisories, about when the fixed version
+was released), else from when the registry first saw the advisory with
+that fixed version (see docs/scanning.md).
 --fixable lists only vulnerabilities that have a fix. With --server the
 results come from GET /scan/v1/report (the same access as the
 inventory); with --data from DATA/scan.db.`,
@@ -226,9 +228,10 @@ type runningVuln struct {
 	Package  string `json:"package,omitempty"`
 	Version  string `json:"version,omitempty"`
 	Fixed    string `json:"fixed,omitempty"`
-	// FixSeen is when the registry first saw the fix; DaysSinceFix the
-	// whole days from then to now.
-	FixSeen      time.Time `json:"fixSeen,omitzero"`
+	// FixSince is since when the fix is available (the advisory's
+	// publication, or when the registry first saw the fix); DaysSinceFix
+	// the whole days from then to now.
+	FixSince     time.Time `json:"fixSince,omitzero"`
 	DaysSinceFix *int      `json:"daysSinceFix,omitempty"`
 }
 
@@ -321,9 +324,9 @@ func runningVulnerabilities(cmd *cobra.Command, sf *serverFlags, recs []inventor
 				}
 				v := base
 				v.ID, v.Severity, v.Package, v.Version, v.Fixed = f.ID, f.Severity, f.Package, f.Version, f.Fixed
-				if f.Fixed != "" && !f.FixSeen.IsZero() {
-					days := max(0, int(now.Sub(f.FixSeen)/(24*time.Hour)))
-					v.FixSeen, v.DaysSinceFix = f.FixSeen, &days
+				if f.Fixed != "" && !f.FixSince.IsZero() {
+					days := max(0, int(now.Sub(f.FixSince)/(24*time.Hour)))
+					v.FixSince, v.DaysSinceFix = f.FixSince, &days
 				}
 				out = append(out, v)
 				n++

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/bulwark-dev/bulwark/internal/scan/catalog"
+	"github.com/bulwark-dev/bulwark/internal/scan/catalogcache"
 	"github.com/bulwark-dev/bulwark/internal/scan/catalog/image"
 	"github.com/bulwark-dev/bulwark/internal/scan/catalog/rootfs"
 	"github.com/bulwark-dev/bulwark/internal/scan/lint"
@@ -24,36 +27,37 @@ type scanSource struct {
 	layout   string
 	rootfs   string
 	platform string
+	noCache  bool
 }
 
 func (s *scanSource) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&s.layout, "oci-layout", "", "scan the image in this OCI image layout, DIR or DIR:TAG (TAG: its org.opencontainers.image.ref.name; optional when the layout holds one image)")
 	cmd.Flags().StringVar(&s.rootfs, "rootfs", "", "scan this extracted root filesystem directory (symlinks are never followed out of it)")
 	cmd.Flags().StringVar(&s.platform, "platform", "", `platform to pick from a multi-platform image, OS/ARCH[/VARIANT] (default "linux/<this machine's architecture>")`)
+	cmd.Flags().BoolVar(&s.noCache, "no-cache", false, "read every layer even if DATA/scan-cache holds this image's catalog, and do not store it")
 }
 
 // scanned is what reading a source produced.
 type scanned struct {
-	SBOM   *sbom.SBOM
-	Tree   *rootfs.Tree
-	Lint   *lint.Analyzer
-	Image  *image.Image // nil for --rootfs
-	Tag    string       // the tag REF or --oci-layout named
-	Source string
+	SBOM *sbom.SBOM
+	// Problems are the files that could not be read.
+	Problems []string
+	Image    *image.Image // nil for --rootfs
+	Tag      string       // the tag REF or --oci-layout named
+	Source   string
+	// Cached says the catalog came from DATA/scan-cache.
+	Cached bool
+	// lint holds lint.Check's findings without the tag.
+	lint []lint.Finding
 }
 
-// Findings runs the image lint over what was read.
-func (s *scanned) Findings() []lint.Finding {
-	in := lint.Input{SBOM: s.SBOM, Tree: s.Tree, Analyzer: s.Lint, Tag: s.Tag}
-	if s.Image != nil {
-		in.Config, in.RawConfig = &s.Image.Config, s.Image.ConfigBytes
-	}
-	return lint.Check(in)
-}
+// Findings are the image lint's findings.
+func (s *scanned) Findings() []lint.Finding { return lint.WithTag(s.lint, s.Tag) }
 
 // read catalogs the source named by args and the flags, with the image
-// lint's analyzer in the same pass.
-func (s *scanSource) read(ctx context.Context, args []string, opts catalog.Options) (*scanned, error) {
+// lint's analyzer in the same pass. An image's catalog is looked up in and
+// stored to cache (nil: none).
+func (s *scanSource) read(ctx context.Context, args []string, opts catalog.Options, cache *catalogcache.Cache) (*scanned, error) {
 	n := len(args)
 	if s.layout != "" {
 		n++
@@ -72,14 +76,22 @@ func (s *scanSource) read(ctx context.Context, args []string, opts catalog.Optio
 		}
 		platform = p
 	}
-	out := &scanned{Lint: lint.NewAnalyzer()}
-	var err error
+	out := &scanned{}
+	la := lint.NewAnalyzer()
 	if s.rootfs != "" {
 		out.Source = s.rootfs
-		out.SBOM, out.Tree, err = catalog.Dir(ctx, s.rootfs, opts, out.Lint)
-		return out, err
+		sb, tree, err := catalog.Dir(ctx, s.rootfs, opts, la)
+		if err != nil {
+			return nil, err
+		}
+		out.SBOM, out.Problems = sb, problems(tree)
+		out.lint = lint.Check(lint.Input{SBOM: sb, Tree: tree, Analyzer: la})
+		return out, nil
 	}
-	var img *image.Image
+	var (
+		img *image.Image
+		err error
+	)
 	if s.layout != "" {
 		dir, tag := splitLayoutTag(s.layout)
 		out.Tag = tag
@@ -101,8 +113,66 @@ func (s *scanSource) read(ctx context.Context, args []string, opts catalog.Optio
 	}
 	defer img.Close()
 	out.Image, out.Source = img, img.Name
-	out.SBOM, out.Tree, err = catalog.Image(ctx, img, opts, out.Lint)
-	return out, err
+	if s.noCache {
+		cache = nil
+	}
+	key := catalogcache.Key{Manifest: img.Manifest.Digest, Producer: catalogProducer(opts.Tool),
+		Options: fmt.Sprintf("max-file-size=%d", opts.MaxFileSize)}
+	if cache != nil {
+		if e, err := cache.Get(key); err == nil {
+			e.SBOM.Source.Name = img.Name
+			out.SBOM, out.Problems, out.lint, out.Cached = e.SBOM, e.Problems, e.Lint, true
+			return out, nil
+		}
+	}
+	sb, tree, err := catalog.Image(ctx, img, opts, la)
+	if err != nil {
+		return nil, err
+	}
+	out.SBOM, out.Problems = sb, problems(tree)
+	out.lint = lint.Check(lint.Input{SBOM: sb, Tree: tree, Analyzer: la, Config: &img.Config, RawConfig: img.ConfigBytes})
+	if cache != nil {
+		// A cache that cannot be written costs the next scan time, not
+		// this one its result.
+		cache.Put(&catalogcache.Entry{Key: key, SBOM: sb, Lint: out.lint, Problems: out.Problems})
+	}
+	return out, nil
+}
+
+// catalogProducer identifies this binary for the catalog cache: the
+// version, and the executable's size and modification time, so that a
+// rebuilt development binary ("dev") never reads its predecessor's
+// catalogs.
+func catalogProducer(tool string) string {
+	exe, err := os.Executable()
+	if err != nil {
+		return tool + " unknown-executable"
+	}
+	fi, err := os.Stat(exe)
+	if err != nil {
+		return tool + " unknown-executable"
+	}
+	return fmt.Sprintf("%s %d %d", tool, fi.Size(), fi.ModTime().UnixNano())
+}
+
+// scanCache is the catalog cache in the data directory, if the directory
+// exists: reading an image does not create a data directory.
+func scanCache(dataDir string) *catalogcache.Cache {
+	if fi, err := os.Stat(dataDir); err != nil || !fi.IsDir() {
+		return nil
+	}
+	return catalogcache.New(dataDir)
+}
+
+func problems(t *rootfs.Tree) []string {
+	if t == nil {
+		return nil
+	}
+	var out []string
+	for _, p := range t.Problems {
+		out = append(out, p.String())
+	}
+	return out
 }
 
 // splitLayoutTag splits DIR:TAG; a colon that belongs to the path (no
@@ -121,14 +191,18 @@ func splitLayoutTag(s string) (dir, tag string) {
 
 // reportProblems prints what could not be read, once, on stderr: a scan
 // that skipped a database must say so.
-func reportProblems(w io.Writer, t *rootfs.Tree) {
-	if t == nil || len(t.Problems) == 0 {
+func reportProblems(w io.Writer, res *scanned) {
+	if res == nil {
 		return
 	}
+	if res.Cached {
+		fmt.Fprintf(w, "bulwark: catalog of %s read from the scan cache (made %s; --no-cache reads the layers again)\n",
+			res.SBOM.Source.Digest, res.SBOM.Created.Format(time.RFC3339))
+	}
 	const show = 10
-	for i, p := range t.Problems {
+	for i, p := range res.Problems {
 		if i == show {
-			fmt.Fprintf(w, "bulwark: and %d more files not read\n", len(t.Problems)-show)
+			fmt.Fprintf(w, "bulwark: and %d more files not read\n", len(res.Problems)-show)
 			break
 		}
 		fmt.Fprintf(w, "bulwark: warning: %s\n", p)
@@ -137,6 +211,7 @@ func reportProblems(w io.Writer, t *rootfs.Tree) {
 
 func newSBOMCmd() *cobra.Command {
 	var (
+		f       configFlags
 		src     scanSource
 		format  string
 		maxFile int64
@@ -168,13 +243,17 @@ stores and re-matches; cyclonedx is CycloneDX 1.5 JSON, spdx SPDX 2.3 JSON.`,
 			default:
 				return fmt.Errorf("--format must be json, cyclonedx or spdx, not %q", format)
 			}
-			opts := catalog.Options{Tool: "bulwark/" + version, MaxFileSize: maxFile << 20,
-				Walk: rootfs.Options{Logger: slog.New(slog.DiscardHandler)}}
-			res, err := src.read(cmd.Context(), args, opts)
+			cfg, err := f.load(cmd)
 			if err != nil {
 				return err
 			}
-			reportProblems(cmd.ErrOrStderr(), res.Tree)
+			opts := catalog.Options{Tool: "bulwark/" + version, MaxFileSize: maxFile << 20,
+				Walk: rootfs.Options{Logger: slog.New(slog.DiscardHandler)}}
+			res, err := src.read(cmd.Context(), args, opts, scanCache(cfg.Data))
+			if err != nil {
+				return err
+			}
+			reportProblems(cmd.ErrOrStderr(), res)
 			w := cmd.OutOrStdout()
 			switch format {
 			case "cyclonedx":
@@ -185,6 +264,7 @@ stores and re-matches; cyclonedx is CycloneDX 1.5 JSON, spdx SPDX 2.3 JSON.`,
 			return res.SBOM.Encode(w)
 		},
 	}
+	f.register(cmd)
 	src.register(cmd)
 	cmd.Flags().StringVar(&format, "format", "json", "output format: json (bulwark's), cyclonedx (CycloneDX 1.5 JSON) or spdx (SPDX 2.3 JSON)")
 	cmd.Flags().Int64Var(&maxFile, "max-file-size", catalog.DefaultMaxFileSize>>20, "package databases and manifests larger than this many MiB are not parsed (and reported)")

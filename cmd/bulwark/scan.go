@@ -127,11 +127,11 @@ func newScanCmd() *cobra.Command {
 
 			opts := catalog.Options{Tool: "bulwark/" + version, MaxFileSize: maxFile << 20,
 				Walk: rootfs.Options{Logger: slog.New(slog.DiscardHandler)}}
-			res, err := src.read(ctx, args, opts)
+			res, err := src.read(ctx, args, opts, scanCache(cfg.Data))
 			if err != nil {
 				return err
 			}
-			reportProblems(cmd.ErrOrStderr(), res.Tree)
+			reportProblems(cmd.ErrOrStderr(), res)
 
 			report := &vulndb.Report{Source: res.SBOM.Source, Distro: res.SBOM.Distro, Findings: []vulndb.Finding{}}
 			if db != nil {

@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/bulwark-dev/bulwark/internal/scan/lint"
 	"github.com/bulwark-dev/bulwark/internal/scan/vulndb/vulntest"
+	"github.com/bulwark-dev/bulwark/internal/testimage"
 )
 
 // TestVulndbAndScanCommands imports the real Go vulnerability database and
@@ -231,4 +234,76 @@ func TestVulndbAndScanCommands(t *testing.T) {
 			t.Errorf("scan %q: %v, want %q", tc.args, err, tc.want)
 		}
 	}
+}
+
+// TestScanCache: a second scan of the same image reads its catalog from
+// DATA/scan-cache and no layer (the layer is damaged in between), with
+// the same result; --no-cache reads the layers again; a data directory
+// that does not exist is not created.
+func TestScanCache(t *testing.T) {
+	unsetDataEnv(t)
+	ctx := t.Context()
+	img, err := testimage.Busybox(ctx, filepath.Join(t.TempDir(), "layout"), testimage.WithTag("latest"),
+		testimage.WithFile("etc/ssl/private/key.pem", []byte("-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(t.TempDir(), "data")
+	scan := func(extra ...string) (scanOutput, string, error) {
+		t.Helper()
+		args := append([]string{"--oci-layout", img.Dir + ":latest", "--data", data, "--no-vulndb", "--format", "json"}, extra...)
+		out, stderr, err := runCobra(t, newScanCmd(), args...)
+		var res scanOutput
+		if err == nil {
+			if jerr := json.Unmarshal([]byte(out), &res); jerr != nil {
+				t.Fatalf("%v\n%s", jerr, out)
+			}
+		}
+		return res, stderr, err
+	}
+
+	// No data directory: scans, caches nothing, creates nothing.
+	if _, _, err := scan(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Fatalf("scan created the data directory: %v", err)
+	}
+	os.MkdirAll(data, 0o700)
+	first, stderr, err := scan()
+	if err != nil || strings.Contains(stderr, "scan cache") {
+		t.Fatalf("first scan: %v\n%s", err, stderr)
+	}
+	if ids := lintIDs(first.Lint); !strings.Contains(ids, "DKL-DI-0006") || !strings.Contains(ids, "CIS-DI-0010") {
+		t.Fatalf("lint of the tagged image: %s", ids)
+	}
+	// Damage the layer: only a cached catalog can still scan the image.
+	layer := filepath.Join(img.Dir, "blobs", "sha256", img.LayerDigests[0].Encoded())
+	if err := os.WriteFile(layer, []byte("not the layer"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	second, stderr, err := scan()
+	if err != nil || !strings.Contains(stderr, "read from the scan cache") {
+		t.Fatalf("second scan: %v\n%s", err, stderr)
+	}
+	if !reflect.DeepEqual(first.Lint, second.Lint) || !reflect.DeepEqual(first.Report.Source, second.Report.Source) ||
+		first.Report.Packages != second.Report.Packages {
+		t.Fatalf("cached scan differs:\n%+v\n%+v", first, second)
+	}
+	if _, _, err := scan("--no-cache"); err == nil || !strings.Contains(err.Error(), "does not match its descriptor") {
+		t.Fatalf("--no-cache read the damaged layer without error: %v", err)
+	}
+	// The sbom command shares the cache.
+	out, stderr, err := runCobra(t, newSBOMCmd(), "--oci-layout", img.Dir, "--data", data)
+	if err != nil || !strings.Contains(stderr, "scan cache") || !strings.Contains(out, img.ManifestDigest.String()) {
+		t.Fatalf("sbom from the cache: %v\n%s\n%s", err, stderr, out)
+	}
+}
+
+func lintIDs(fs []lint.Finding) string {
+	var ids []string
+	for _, f := range fs {
+		ids = append(ids, f.ID)
+	}
+	return strings.Join(ids, " ")
 }

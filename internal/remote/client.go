@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -121,6 +122,9 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 		return resp, err
 	}
 	challenge := resp.Header.Values("WWW-Authenticate")
+	// Read the (small) error body so the connection goes back to the pool
+	// and the retry does not open a new one.
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	authz, err := c.authenticate(ctx, r.url, strings.Join(challenge, ", "), r.scope)
 	if err != nil {

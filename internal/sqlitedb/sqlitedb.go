@@ -39,6 +39,15 @@ func Open(what, path string, pragmas []string, immediate bool) (*sql.DB, error) 
 // user_version. A file whose user_version is newer than version was
 // written by a newer bulwark and is refused rather than half understood.
 func Migrate(ctx context.Context, w *sql.DB, what, path, schema string, version int) error {
+	return MigrateFrom(ctx, w, what, path, schema, version, nil)
+}
+
+// MigrateFrom is Migrate with an upgrade step: when the file holds an
+// older schema (0 < its version < version), upgrade runs first, in the
+// same transaction, with the file's version (to add columns that the
+// CREATE ... IF NOT EXISTS statements of schema cannot).
+func MigrateFrom(ctx context.Context, w *sql.DB, what, path, schema string, version int,
+	upgrade func(ctx context.Context, tx *sql.Tx, from int) error) error {
 	return Tx(ctx, w, what, func(tx *sql.Tx) error {
 		var v int
 		if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
@@ -46,6 +55,11 @@ func Migrate(ctx context.Context, w *sql.DB, what, path, schema string, version 
 		}
 		if v > version {
 			return fmt.Errorf("%s %s has schema version %d; this bulwark knows only up to %d (downgrade?)", what, path, v, version)
+		}
+		if v > 0 && v < version && upgrade != nil {
+			if err := upgrade(ctx, tx, v); err != nil {
+				return fmt.Errorf("%s %s: %w", what, path, err)
+			}
 		}
 		if _, err := tx.ExecContext(ctx, schema); err != nil {
 			return fmt.Errorf("create %s schema in %s: %w", what, path, err)

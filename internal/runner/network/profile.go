@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -60,7 +60,20 @@ func (l *stringList) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-var capRE = regexp.MustCompile(`^CAP_[A-Z_]{1,32}$`)
+// validCapName is ^CAP_[A-Z_]{1,32}$ without a regular expression compiled
+// at start-up.
+func validCapName(s string) bool {
+	rest, ok := strings.CutPrefix(s, "CAP_")
+	if !ok || len(rest) == 0 || len(rest) > 32 {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		if c := rest[i]; (c < 'A' || c > 'Z') && c != '_' {
+			return false
+		}
+	}
+	return true
+}
 
 // LoadProfile reads and parses a profile file.
 func LoadProfile(path string) (Profile, error) {
@@ -120,7 +133,7 @@ func ParseProfile(b []byte) (Profile, error) {
 	for _, c := range raw.CapAdd {
 		// The runner checks the name against the capabilities it knows;
 		// here only the shape, so the error points at the profile.
-		if !capRE.MatchString(c) {
+		if !validCapName(c) {
 			return Profile{}, fmt.Errorf("%w: cap_add %q: use the CAP_ name, e.g. CAP_NET_BIND_SERVICE", ErrProfile, c)
 		}
 		p.CapAdd = append(p.CapAdd, c)

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -92,12 +93,35 @@ func checkHealthcheck(raw []byte) []Finding {
 		Remediation: "Add a HEALTHCHECK instruction that exercises the service (HEALTHCHECK CMD [\"/app\", \"-healthcheck\"]), so runtimes and orchestrators can restart a hung container."}}
 }
 
-// secretName matches environment variable and label names that hold
-// credentials.
-var secretName = regexp.MustCompile(`(?i)(passw(or)?d|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|auth)`)
+// patterns are compiled on first use, not at package init: every bulwark
+// command links this package, and only a scan needs them.
+var patterns = sync.OnceValue(func() *lintPatterns {
+	return &lintPatterns{
+		secretName:    regexp.MustCompile(`(?i)(passw(or)?d|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|auth)`),
+		notSecretName: regexp.MustCompile(`(?i)(_file|_path|_dir|_url_file|_location)$`),
+		addRemote:     regexp.MustCompile(`(^|\s)ADD\s+(--[^\s]+\s+)*(https?|ftp)://`),
+		latestTag:     regexp.MustCompile(`[A-Za-z0-9][A-Za-z0-9._/-]*:latest\b`),
+		aptUpdate:     regexp.MustCompile(`\b(apt-get|apt|apk|yum|dnf)\s+(-[^\s]+\s+)*update\b`),
+		install:       regexp.MustCompile(`\b(install|add|upgrade)\b`),
+	}
+})
 
-// notSecretName: names that point at a secret instead of holding it.
-var notSecretName = regexp.MustCompile(`(?i)(_file|_path|_dir|_url_file|_location)$`)
+type lintPatterns struct {
+	// secretName matches environment variable and label names that hold
+	// credentials; notSecretName, names that point at a secret instead of
+	// holding it.
+	secretName, notSecretName *regexp.Regexp
+	// History: ADD of a remote URL, a :latest reference, a package index
+	// update with no install in the same step.
+	addRemote, latestTag, aptUpdate, install *regexp.Regexp
+}
+
+// secretKey reports whether an ENV or LABEL name looks like it holds a
+// credential.
+func secretKey(k string) bool {
+	p := patterns()
+	return p.secretName.MatchString(k) && !p.notSecretName.MatchString(k)
+}
 
 func secretValue(v string) string {
 	b := []byte(v)
@@ -120,7 +144,7 @@ func checkConfigSecrets(c *v1.Image) []Finding {
 		switch {
 		case secretValue(v) != "":
 			ev = append(ev, fmt.Sprintf("ENV %s (%s)", k, secretValue(v)))
-		case secretName.MatchString(k) && !notSecretName.MatchString(k):
+		case secretKey(k):
 			ev = append(ev, "ENV "+k)
 		}
 	}
@@ -135,7 +159,7 @@ func checkConfigSecrets(c *v1.Image) []Finding {
 		case v == "":
 		case secretValue(v) != "":
 			ev = append(ev, fmt.Sprintf("LABEL %s (%s)", k, secretValue(v)))
-		case secretName.MatchString(k) && !notSecretName.MatchString(k):
+		case secretKey(k):
 			ev = append(ev, "LABEL "+k)
 		}
 	}
@@ -148,15 +172,10 @@ func checkConfigSecrets(c *v1.Image) []Finding {
 		Evidence:    evidence(ev)}}
 }
 
-var (
-	addRemote = regexp.MustCompile(`(^|\s)ADD\s+(--[^\s]+\s+)*(https?|ftp)://`)
-	latestTag = regexp.MustCompile(`[A-Za-z0-9][A-Za-z0-9._/-]*:latest\b`)
-	aptUpdate = regexp.MustCompile(`\b(apt-get|apt|apk|yum|dnf)\s+(-[^\s]+\s+)*update\b`)
-	install   = regexp.MustCompile(`\b(install|add|upgrade)\b`)
-)
-
 func checkHistory(c *v1.Image) []Finding {
 	var remote, latest, alone []string
+	p := patterns()
+	addRemote, latestTag, aptUpdate, install := p.addRemote, p.latestTag, p.aptUpdate, p.install
 	for _, h := range c.History {
 		cmd := strings.TrimSpace(h.CreatedBy)
 		short := cmd
@@ -195,6 +214,34 @@ func checkHistory(c *v1.Image) []Finding {
 	return fs
 }
 
+// WithTag adds to findings that Check returned for an image with no tag
+// (the registry's stored lint, a cached scan) what naming the image by
+// tag adds: scanning it as :latest. The result equals Check with that Tag.
+func WithTag(findings []Finding, tag string) []Finding {
+	if tag != "latest" {
+		return findings
+	}
+	const ev = "scanned as :latest"
+	out := slices.Clone(findings)
+	for i, f := range out {
+		if f.ID == IDLatestTag && f.Message == latestMessage { // not the history's finding of the same id
+			out[i].Evidence = append([]string{ev}, f.Evidence...)
+			return out
+		}
+	}
+	out = append(out, latestFinding([]string{ev}))
+	Sort(out)
+	return out
+}
+
+const latestMessage = "the image or its base is referenced by the mutable tag latest"
+
+func latestFinding(ev []string) Finding {
+	return Finding{ID: IDLatestTag, Severity: Low, Message: latestMessage,
+		Remediation: "Reference images by digest or a version tag; latest moves, so what was scanned and what runs can differ.",
+		Evidence:    ev}
+}
+
 // baseNameLabel is where buildkit and OCI tooling record the base image.
 const baseNameLabel = "org.opencontainers.image.base.name"
 
@@ -214,9 +261,7 @@ func checkLatest(in Input) []Finding {
 	if len(ev) == 0 {
 		return nil
 	}
-	return []Finding{{ID: IDLatestTag, Severity: Low, Message: "the image or its base is referenced by the mutable tag latest",
-		Remediation: "Reference images by digest or a version tag; latest moves, so what was scanned and what runs can differ.",
-		Evidence:    ev}}
+	return []Finding{latestFinding(ev)}
 }
 
 func checkFiles(in Input) []Finding {

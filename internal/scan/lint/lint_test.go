@@ -379,3 +379,26 @@ func BenchmarkBookwormCatalogAndLint(b *testing.B) {
 		}
 	})
 }
+
+// WithTag on the findings of an untagged check gives what Check gives for
+// the tag: the registry and the scan cache store untagged findings.
+func TestWithTagEqualsCheck(t *testing.T) {
+	configs := map[string]v1.Image{
+		"no base":      {Config: v1.ImageConfig{User: "1000"}},
+		"latest base":  {Config: v1.ImageConfig{Labels: map[string]string{baseNameLabel: "docker.io/library/debian"}}},
+		"pinned base":  {Config: v1.ImageConfig{Labels: map[string]string{baseNameLabel: "debian:12"}}},
+		"history only": {History: []v1.History{{CreatedBy: "COPY --from=golang:latest /a /b"}}},
+		"both": {Config: v1.ImageConfig{Labels: map[string]string{baseNameLabel: "debian:latest"}},
+			History: []v1.History{{CreatedBy: "COPY --from=golang:latest /a /b"}}},
+	}
+	for name, c := range configs {
+		for _, tag := range []string{"", "v1", "latest"} {
+			raw := rawConfig(t, c, []string{"CMD", "x"})
+			want := Check(Input{Config: &c, RawConfig: raw, Tag: tag})
+			got := WithTag(Check(Input{Config: &c, RawConfig: raw}), tag)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s, tag %q:\n got %+v\nwant %+v", name, tag, got, want)
+			}
+		}
+	}
+}

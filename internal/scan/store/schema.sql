@@ -62,9 +62,11 @@ CREATE TABLE IF NOT EXISTS findings (
 	PRIMARY KEY (image, vuln, purl)
 ) WITHOUT ROWID;
 
--- When this registry first saw a fix for an advisory: the first report
--- in which the advisory had a fixed version. The approximation of "since
--- when is the fix available" that the running-container view uses.
+-- Since when a fix of an advisory is known to be available: the
+-- advisory's publication date (OSV "published") when the record has one,
+-- else the first report in which the advisory had that fixed version,
+-- whichever is earlier. What the running-container view's "days since
+-- the fix" counts from.
 CREATE TABLE IF NOT EXISTS fixes (
 	vuln        TEXT    NOT NULL,
 	fixed       TEXT    NOT NULL,

@@ -234,10 +234,11 @@ type Finding struct {
 	Fixed string `json:"fixed,omitempty"`
 	// FirstSeen is when this image's report first had the finding.
 	FirstSeen time.Time `json:"firstSeen"`
-	// FixSeen is when this registry first saw the advisory with this
-	// fixed version (any image): "fix available since", to within how
-	// often the vulnerability database is updated. Zero without a fix.
-	FixSeen time.Time `json:"fixSeen,omitzero"`
+	// FixSince is since when the fix is known to be available: the
+	// advisory's publication date when its record has one, else when this
+	// registry first saw the advisory with this fixed version (any
+	// image), whichever is earlier. Zero without a fix.
+	FixSince time.Time `json:"fixSince,omitzero"`
 }
 
 // Facts are what a policy decision reads about an image.
@@ -464,7 +465,8 @@ func newFindingWriter(ctx context.Context, tx *sql.Tx, now time.Time) (*findingW
 		{&w.del, `DELETE FROM findings WHERE image = ? AND vuln = ? AND purl = ?`},
 		{&w.ins, `INSERT INTO findings (image, vuln, purl, package, version, severity, fixed, first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&w.upd, `UPDATE findings SET package = ?, version = ?, severity = ?, fixed = ? WHERE image = ? AND vuln = ? AND purl = ?`},
-		{&w.fix, `INSERT OR IGNORE INTO fixes (vuln, fixed, first_seen) VALUES (?, ?, ?)`},
+		{&w.fix, `INSERT INTO fixes (vuln, fixed, first_seen) VALUES (?, ?, ?)
+			ON CONFLICT (vuln, fixed) DO UPDATE SET first_seen = excluded.first_seen WHERE excluded.first_seen < fixes.first_seen`},
 	} {
 		st, err := tx.PrepareContext(ctx, p.q)
 		if err != nil {
@@ -535,22 +537,50 @@ func (w *findingWriter) replace(id int64, d digest.Digest, r *vulndb.Report, fir
 		case o != n:
 			_, err = w.upd.ExecContext(w.ctx, n.pkg, n.version, n.severity, n.fixed, id, f.ID, f.Package.PURL)
 		default:
-			continue // unchanged, and its fix (if any) recorded when it was written
+			// Unchanged: its fix was recorded when it was written, but
+			// an advisory may have gained a publication date since (a
+			// database upgraded from schema 1, a corrected record).
+			if f.Published.IsZero() {
+				continue
+			}
 		}
 		if err != nil {
 			return ch, fmt.Errorf("scan store: %w", err)
 		}
-		if f.Fixed == "" {
-			continue
-		}
-		if fk := findingKey(f.ID, f.Fixed); !w.fixesSeen[fk] {
-			w.fixesSeen[fk] = true
-			if _, err := w.fix.ExecContext(w.ctx, f.ID, f.Fixed, w.now); err != nil {
-				return ch, fmt.Errorf("scan store: %w", err)
-			}
+		if err := w.recordFix(f); err != nil {
+			return ch, err
 		}
 	}
 	return ch, nil
+}
+
+// earliestAdvisory bounds publication dates taken from records: an
+// earlier one is a mistake (or hostile), and would not fit in UnixNano.
+var earliestAdvisory = time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// recordFix notes since when a fix of f's advisory is known: its
+// publication date when the record has one (and it is not in the future),
+// else now; an earlier date already stored stays. Once per (advisory,
+// fixed version) per transaction.
+func (w *findingWriter) recordFix(f vulndb.Finding) error {
+	if f.Fixed == "" {
+		return nil
+	}
+	fk := findingKey(f.ID, f.Fixed)
+	if w.fixesSeen[fk] {
+		return nil
+	}
+	w.fixesSeen[fk] = true
+	since := w.now
+	if f.Published.After(earliestAdvisory) {
+		if p := f.Published.UnixNano(); p < since {
+			since = p
+		}
+	}
+	if _, err := w.fix.ExecContext(w.ctx, f.ID, f.Fixed, since); err != nil {
+		return fmt.Errorf("scan store: %w", err)
+	}
+	return nil
 }
 
 // PutFailure records a failed scan and returns how many times the image
@@ -780,7 +810,7 @@ func (s *Store) Findings(ctx context.Context, d digest.Digest) ([]Finding, error
 		if err := rows.Scan(&f.ID, &f.Severity, &f.Package, &f.Version, &f.PURL, &f.Fixed, &first, &fix); err != nil {
 			return nil, fmt.Errorf("scan store: %w", err)
 		}
-		f.FirstSeen, f.FixSeen = fromNanos(first), fromNanos(fix)
+		f.FirstSeen, f.FixSince = fromNanos(first), fromNanos(fix)
 		out = append(out, f)
 	}
 	if err := rows.Err(); err != nil {

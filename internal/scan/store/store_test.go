@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -151,11 +152,11 @@ func TestScanThenRematch(t *testing.T) {
 		switch x.ID {
 		case "GO-T-1":
 			if x.Fixed != "0.3.7" || x.Package != "golang.org/x/text" || x.Version != "v0.3.5" || x.Severity != "UNKNOWN" ||
-				!x.FixSeen.Equal(scanTime) || !x.FirstSeen.Equal(scanTime) {
+				!x.FixSince.Equal(scanTime) || !x.FirstSeen.Equal(scanTime) {
 				t.Errorf("GO-T-1 = %+v", x)
 			}
 		case "GO-T-2":
-			if x.Fixed != "" || !x.FixSeen.IsZero() {
+			if x.Fixed != "" || !x.FixSince.IsZero() {
 				t.Errorf("GO-T-2 (no fix) = %+v", x)
 			}
 		}
@@ -205,11 +206,11 @@ func TestScanThenRematch(t *testing.T) {
 	for _, x := range res.Findings {
 		switch x.ID {
 		case "GO-T-2": // seen since the scan, fixed since the update
-			if !x.FirstSeen.Equal(scanTime) || x.Fixed != "0.2.0" || !x.FixSeen.Equal(c.t) {
+			if !x.FirstSeen.Equal(scanTime) || x.Fixed != "0.2.0" || !x.FixSince.Equal(c.t) {
 				t.Errorf("GO-T-2 after the update = %+v", x)
 			}
 		case "GO-T-3":
-			if !x.FirstSeen.Equal(c.t) || !x.FixSeen.Equal(c.t) {
+			if !x.FirstSeen.Equal(c.t) || !x.FixSince.Equal(c.t) {
 				t.Errorf("GO-T-3 = %+v", x)
 			}
 		default:
@@ -348,5 +349,65 @@ func TestReadOnly(t *testing.T) {
 	}
 	if _, err := r.PutFailure(ctx, d, nil, "x"); err == nil {
 		t.Fatal("a read-only store accepted a write")
+	}
+}
+
+// TestFixSinceFromPublished: a fix is dated from the advisory's
+// publication when the record has one (never from the future, never from
+// an implausible date), else from when the registry first saw it; a
+// publication date learnt later moves an unchanged finding's date back.
+func TestFixSinceFromPublished(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	c := &clock{t: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
+	st := openStore(t, dir, c)
+	db := vulnDB(t, dir, goRecord("GO-P-1", "example.com/a", "1.0.0"), goRecord("GO-P-2", "example.com/b", "2.0.0"),
+		goRecord("GO-P-3", "example.com/c", "3.0.0"), goRecord("GO-P-4", "example.com/d", "4.0.0"))
+	d := digest.FromString("image p")
+	s := goImage(d, map[string]string{"example.com/a": "v0.1.0", "example.com/b": "v0.1.0", "example.com/c": "v0.1.0", "example.com/d": "v0.1.0"})
+	published := map[string]time.Time{
+		"GO-P-1": time.Date(2025, 1, 10, 0, 0, 0, 0, time.UTC), // the past: counts
+		"GO-P-2": time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC),  // the future: now
+		"GO-P-3": time.Date(1, 1, 2, 0, 0, 0, 0, time.UTC),     // implausible: now
+	}
+	report := func(pub map[string]time.Time) *vulndb.Report {
+		r := match(t, db, s)
+		for i := range r.Findings {
+			r.Findings[i].Published = pub[r.Findings[i].ID]
+		}
+		return r
+	}
+	if _, err := st.PutScan(ctx, &store.Scan{Digest: d, Repositories: []string{"a/b"}, SBOM: s, Report: report(published)}); err != nil {
+		t.Fatal(err)
+	}
+	since := func() map[string]time.Time {
+		fs, err := st.Findings(ctx, d)
+		if err != nil || len(fs) != 4 {
+			t.Fatalf("findings %+v, %v", fs, err)
+		}
+		out := map[string]time.Time{}
+		for _, f := range fs {
+			out[f.ID] = f.FixSince
+		}
+		return out
+	}
+	want := map[string]time.Time{"GO-P-1": published["GO-P-1"], "GO-P-2": c.t, "GO-P-3": c.t, "GO-P-4": c.t}
+	if got := since(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("fix since:\n got %v\nwant %v", got, want)
+	}
+	first := c.t
+	// Later: the same findings, GO-P-4 now with an earlier date, GO-P-1
+	// with a later one (an earlier date stays).
+	c.t = c.t.Add(72 * time.Hour)
+	published["GO-P-4"] = time.Date(2024, 5, 5, 0, 0, 0, 0, time.UTC)
+	published["GO-P-1"] = time.Date(2025, 3, 3, 0, 0, 0, 0, time.UTC)
+	r := report(published)
+	r.Database.Generation = 2
+	if _, err := st.PutReports(ctx, []store.Matched{{Digest: d, Report: r}}); err != nil {
+		t.Fatal(err)
+	}
+	want = map[string]time.Time{"GO-P-1": time.Date(2025, 1, 10, 0, 0, 0, 0, time.UTC), "GO-P-2": first, "GO-P-3": first, "GO-P-4": published["GO-P-4"]}
+	if got := since(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("fix since after the update:\n got %v\nwant %v", got, want)
 	}
 }

@@ -29,7 +29,8 @@ func PathIn(dataDir string) string { return filepath.Join(dataDir, FileName) }
 // ErrNoDatabase is returned by Open with ReadOnly when no database exists.
 var ErrNoDatabase = errors.New("no vulnerability database (run 'bulwark vulndb import PATH' first)")
 
-const schemaVersion = 1
+// schemaVersion 2 added vulns.published (the advisory's publication time).
+const schemaVersion = 2
 
 // The schema keeps what matching reads in one indexed table (affected, by
 // ecosystem and name) and what reports print in another (vulns), so a
@@ -45,6 +46,7 @@ CREATE TABLE IF NOT EXISTS sources (
 CREATE TABLE IF NOT EXISTS vulns (
 	id        TEXT PRIMARY KEY,
 	modified  TEXT NOT NULL,
+	published TEXT NOT NULL DEFAULT '', -- RFC 3339, '' when the record has none
 	digest    TEXT NOT NULL,
 	aliases   TEXT NOT NULL,
 	summary   TEXT NOT NULL,
@@ -76,7 +78,8 @@ CREATE TABLE IF NOT EXISTS meta (
 // file: imports are single transactions (readers see all of an import or
 // none of it), and readers never block them (WAL).
 type DB struct {
-	path string
+	path    string
+	version int // the file's schema version
 	w    *sql.DB // nil when read-only
 	r    *sql.DB
 	now  func() time.Time
@@ -138,12 +141,36 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 			db.Close()
 			return nil, fmt.Errorf("vulnerability database %s has schema version %d; this bulwark knows up to %d", path, v, schemaVersion)
 		}
+		// An older file is read as it is (a read-only open cannot
+		// upgrade it); the next import does.
+		db.version = v
+	} else {
+		db.version = schemaVersion
 	}
 	return db, nil
 }
 
 func (db *DB) migrate(ctx context.Context) error {
-	return sqlitedb.Migrate(ctx, db.w, "vulnerability database", db.path, schema, schemaVersion)
+	return sqlitedb.MigrateFrom(ctx, db.w, "vulnerability database", db.path, schema, schemaVersion, upgrade)
+}
+
+// upgrade brings an older schema to the current one, in the migration's
+// transaction.
+func upgrade(ctx context.Context, tx *sql.Tx, from int) error {
+	if from == 1 {
+		// Version 1 did not keep publication dates. Clearing the digests
+		// makes the next import of the same files rewrite every record
+		// (with its date) instead of counting it unchanged.
+		for _, q := range []string{
+			`ALTER TABLE vulns ADD COLUMN published TEXT NOT NULL DEFAULT ''`,
+			`UPDATE vulns SET digest = ''`,
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("upgrade from schema 1: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // Close closes the database.

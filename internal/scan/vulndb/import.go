@@ -206,7 +206,7 @@ func newImporter(ctx context.Context, tx *sql.Tx) (*importer, error) {
 		{&imp.delAffected, `DELETE FROM affected WHERE vuln = ?`},
 		{&imp.delAliases, `DELETE FROM aliases WHERE vuln = ?`},
 		{&imp.delVuln, `DELETE FROM vulns WHERE id = ?`},
-		{&imp.putVuln, `INSERT OR REPLACE INTO vulns(id, modified, digest, aliases, summary, url, severity, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&imp.putVuln, `INSERT OR REPLACE INTO vulns(id, modified, published, digest, aliases, summary, url, severity, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&imp.putAffected, `INSERT INTO affected(ecosystem, name, vuln, data) VALUES (?, ?, ?, ?)`},
 		{&imp.putAlias, `INSERT OR IGNORE INTO aliases(alias, vuln) VALUES (?, ?)`},
 	} {
@@ -387,7 +387,11 @@ func (imp *importer) record(v *osv.Vulnerability, doc []byte, wholeDoc bool) err
 	if len(summary) > 1024 {
 		summary = summary[:1024]
 	}
-	if _, err := imp.putVuln.ExecContext(ctx, v.ID, modified, digest, string(aliasJSON), summary, advisoryURL(v), string(sev), imp.sourceID); err != nil {
+	published := ""
+	if v.Published != nil && !v.Published.IsZero() {
+		published = v.Published.UTC().Format(time.RFC3339Nano)
+	}
+	if _, err := imp.putVuln.ExecContext(ctx, v.ID, modified, published, digest, string(aliasJSON), summary, advisoryURL(v), string(sev), imp.sourceID); err != nil {
 		return fmt.Errorf("store %s: %w", v.ID, err)
 	}
 	for _, a := range aliases {

@@ -36,8 +36,13 @@ type Finding struct {
 	// Fixed is the first version that fixes it ("" when there is no
 	// fix yet), in the advisory's terms: a Debian source version, a Go
 	// module version without "v".
-	Fixed   string     `json:"fixed,omitempty"`
-	Package PackageRef `json:"package"`
+	Fixed string `json:"fixed,omitempty"`
+	// Published is when the advisory was published (OSV "published"),
+	// zero when the record does not say. For advisories written with
+	// their fix (Debian DSA/DLA, the Go database, GHSA) it is about when
+	// the fix became available.
+	Published time.Time  `json:"published,omitzero"`
+	Package   PackageRef `json:"package"`
 	// Ecosystem, Name and Version are what the advisory matched: for a
 	// Debian binary package, its source package and version.
 	Ecosystem string `json:"ecosystem"`
@@ -159,6 +164,7 @@ type hit struct {
 type vulnInfo struct {
 	aliases      []string
 	summary, url string
+	published    time.Time
 	severity     osv.Score
 	severityFrom string
 }
@@ -203,7 +209,7 @@ func (m *Matcher) Match(ctx context.Context, s *sbom.SBOM) (*Report, error) {
 			}
 			f := Finding{
 				ID: h.vuln, Aliases: info.aliases, Summary: info.summary, URL: info.url,
-				Severity: h.severity, Fixed: h.fixed,
+				Severity: h.severity, Fixed: h.fixed, Published: info.published,
 				Package:   PackageRef{Type: p.Type, Name: p.Name, Version: p.Version, PURL: p.PURL, Layer: p.Layer, Paths: p.Paths},
 				Ecosystem: h.ecosystem, Name: q.name, Version: q.version,
 			}
@@ -481,8 +487,12 @@ func (m *Matcher) vuln(ctx context.Context, id string) (*vulnInfo, error) {
 		return info, nil
 	}
 	info := &vulnInfo{}
-	var aliases, sev string
-	err := m.db.r.QueryRowContext(ctx, `SELECT aliases, summary, url, severity FROM vulns WHERE id = ?`, id).Scan(&aliases, &info.summary, &info.url, &sev)
+	var aliases, sev, published string
+	q := `SELECT aliases, summary, url, severity, published FROM vulns WHERE id = ?`
+	if m.db.version < 2 {
+		q = `SELECT aliases, summary, url, severity, '' FROM vulns WHERE id = ?`
+	}
+	err := m.db.r.QueryRowContext(ctx, q, id).Scan(&aliases, &info.summary, &info.url, &sev, &published)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("advisory %s vanished during matching", id)
@@ -491,6 +501,9 @@ func (m *Matcher) vuln(ctx context.Context, id string) (*vulnInfo, error) {
 	}
 	json.Unmarshal([]byte(aliases), &info.aliases)
 	json.Unmarshal([]byte(sev), &info.severity)
+	if published != "" {
+		info.published, _ = time.Parse(time.RFC3339Nano, published)
+	}
 	if info.severity.Rating == osv.Unknown {
 		names := append([]string{id}, info.aliases...)
 		for _, n := range names {
