@@ -47,6 +47,10 @@ not_affected or fixed for this image (by digest or OCI purl, optionally
 naming the package as a subcomponent) or for the package's purl are moved
 to "suppressed" and do not count for --fail-on.
 
+An image's catalog is kept in DATA/scan-cache by manifest digest (when the
+data directory exists): scanning the same image again, e.g. after a
+database update, reads no layer. --no-cache reads them anyway.
+
 --fail-on SEVERITY exits with status 2 when a vulnerability or lint finding
 at or above SEVERITY (CRITICAL, HIGH, MEDIUM, LOW; UNKNOWN or INFO for any)
 remains; --fail-on-behind exits 2 when a package is behind the archive.`
