@@ -7,17 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/bulwark-dev/bulwark/internal/apiclient"
 	"github.com/bulwark-dev/bulwark/internal/oci"
 	"github.com/bulwark-dev/bulwark/internal/scan/vulndb/osv"
 )
@@ -238,39 +236,17 @@ func SortFindings(fs []Finding) {
 }
 
 // APIError is an answer other than success from the scan API.
-type APIError struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *APIError) Error() string {
-	if e.Message == "" {
-		return http.StatusText(e.Status)
-	}
-	return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status)
-}
+type APIError = apiclient.Error
 
 // ErrInsecure refuses to send credentials in clear text to a server that
 // is not on this machine.
-var ErrInsecure = errors.New("refusing to send credentials over plain HTTP to a non-loopback server")
+var ErrInsecure = apiclient.ErrInsecure
 
 // ClientOptions configure a Client.
-type ClientOptions struct {
-	// HTTP is the client; nil means one with a 30 s timeout.
-	HTTP *http.Client
-	// Authorization is sent with every request ("Basic …", "Bearer …").
-	Authorization string
-	UserAgent     string
-}
+type ClientOptions = apiclient.Options
 
 // Client reads stored results from a bulwark server.
-type Client struct {
-	base  *url.URL
-	http  *http.Client
-	authz string
-	ua    string
-}
+type Client struct{ *apiclient.Client }
 
 // MaxResultSize bounds an answer the client reads: a report of an image
 // with thousands of findings is a few MiB.
@@ -279,31 +255,12 @@ const MaxResultSize = 256 << 20
 // NewClient returns a client for server (http(s)://HOST[:PORT], or a
 // bare HOST[:PORT]: HTTPS except on loopback).
 func NewClient(server string, opts ClientOptions) (*Client, error) {
-	s := strings.TrimRight(server, "/")
-	if !strings.Contains(s, "://") {
-		scheme := "https"
-		if isLoopback(s) {
-			scheme = "http"
-		}
-		s = scheme + "://" + s
+	c, err := apiclient.New("scan API", server, opts)
+	if err != nil {
+		return nil, err
 	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("scan server %q: want http(s)://HOST[:PORT]", server)
-	}
-	if u.Scheme == "http" && opts.Authorization != "" && !isLoopback(u.Host) {
-		return nil, fmt.Errorf("%w: %s (use https)", ErrInsecure, u.Host)
-	}
-	hc := opts.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
-	}
-	ua := cmp.Or(opts.UserAgent, "bulwark")
-	return &Client{base: u, http: hc, authz: opts.Authorization, ua: ua}, nil
+	return &Client{c}, nil
 }
-
-// Host is the server's host[:port], for looking up its credentials.
-func (c *Client) Host() string { return c.base.Host }
 
 // Result fetches the stored result of repo@d.
 func (c *Client) Result(ctx context.Context, repo string, d digest.Digest) (*Result, error) {
@@ -325,54 +282,5 @@ func (c *Client) SBOM(ctx context.Context, repo string, d digest.Digest, format 
 }
 
 func (c *Client) get(ctx context.Context, path string, q url.Values) ([]byte, error) {
-	u := *c.base
-	u.Path = strings.TrimRight(u.Path, "/") + path
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", c.ua)
-	if c.authz != "" {
-		req.Header.Set("Authorization", c.authz)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("scan API: %w", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxResultSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("scan API GET %s: %w", u.Redacted(), err)
-	}
-	if len(b) > MaxResultSize {
-		return nil, fmt.Errorf("scan API GET %s: answer larger than %d bytes", u.Redacted(), MaxResultSize)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error, Code string }
-		if json.Unmarshal(b, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(b))
-			if len(e.Error) > 512 {
-				e.Error = strings.ToValidUTF8(e.Error[:512], "") + "…"
-			}
-		}
-		return nil, fmt.Errorf("scan API GET %s: %w", u.Redacted(), &APIError{Status: resp.StatusCode, Code: e.Code, Message: e.Error})
-	}
-	return b, nil
-}
-
-// isLoopback reports whether host ("host[:port]") is localhost or a
-// loopback address.
-func isLoopback(host string) bool {
-	h := host
-	if hh, _, err := net.SplitHostPort(host); err == nil {
-		h = hh
-	}
-	h = strings.Trim(h, "[]")
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
+	return c.Do(ctx, http.MethodGet, path, q, nil, http.StatusOK, MaxResultSize)
 }
