@@ -1,10 +1,8 @@
 package policy
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"regexp"
 	"slices"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/bulwark-dev/bulwark/internal/auth"
 	"github.com/bulwark-dev/bulwark/internal/oci"
+	"github.com/bulwark-dev/bulwark/internal/yamlnode"
 )
 
 // The policy file is walked as a yaml.Node tree rather than decoded into
@@ -452,110 +451,6 @@ func timestamp(n *yaml.Node, what string) (time.Time, error) {
 	return t.UTC(), nil
 }
 
-// singleDocument parses data into its one YAML document.
-func singleDocument(data []byte) (*yaml.Node, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, &PolicyError{Err: errors.New("empty")}
-		}
-		return nil, yamlError(err)
-	}
-	var extra yaml.Node
-	switch err := dec.Decode(&extra); {
-	case errors.Is(err, io.EOF):
-	case err != nil:
-		return nil, yamlError(err)
-	default:
-		return nil, &PolicyError{Line: extra.Line, Err: errors.New("only one YAML document is allowed")}
-	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
-		return nil, &PolicyError{Err: errors.New("empty")}
-	}
-	return doc.Content[0], nil
-}
-
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-// yamlError lifts the line out of a YAML syntax error into PolicyError.
-func yamlError(err error) error {
-	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-		var line int
-		fmt.Sscan(m[1], &line)
-		return &PolicyError{Line: line, Err: fmt.Errorf("YAML: %s", m[2])}
-	}
-	return &PolicyError{Err: err}
-}
-
-// mapping checks that n is a mapping whose keys are all known and unique.
-func mapping(n *yaml.Node, what string, known ...string) (map[string]*yaml.Node, error) {
-	if n.Kind != yaml.MappingNode {
-		return nil, errAt(n, "%s must be a mapping, not %s", what, nodeKind(n))
-	}
-	f := make(map[string]*yaml.Node, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			return nil, errAt(k, "%s: keys must be plain strings, not %s", what, nodeKind(k))
-		}
-		if !slices.Contains(known, k.Value) {
-			return nil, errAt(k, "%s: unknown key %q (known: %s)", what, k.Value, strings.Join(known, ", "))
-		}
-		if f[k.Value] != nil {
-			return nil, errAt(k, "%s: key %q is given twice", what, k.Value)
-		}
-		if v.Kind == yaml.AliasNode {
-			return nil, errAt(v, "%s: %s: anchors and aliases are not supported", what, k.Value)
-		}
-		f[k.Value] = v
-	}
-	return f, nil
-}
-
-func sequence(n *yaml.Node, what string, allowEmpty bool) ([]*yaml.Node, error) {
-	if n.Kind != yaml.SequenceNode {
-		return nil, errAt(n, "%s must be a list, not %s", what, nodeKind(n))
-	}
-	if len(n.Content) == 0 && !allowEmpty {
-		return nil, errAt(n, "%s must not be empty", what)
-	}
-	return n.Content, nil
-}
-
-// strs reads a non-empty list of non-empty strings and each item's node.
-func strs(n *yaml.Node, what string) ([]string, []*yaml.Node, error) {
-	items, err := sequence(n, what, false)
-	if err != nil {
-		return nil, nil, err
-	}
-	out := make([]string, len(items))
-	for i, item := range items {
-		if out[i], err = str(item, what); err != nil {
-			return nil, nil, err
-		}
-	}
-	return out, items, nil
-}
-
-// str reads a non-empty scalar as written: a plain scalar YAML would
-// resolve to a number or boolean is taken as its text.
-func str(n *yaml.Node, what string) (string, error) {
-	if n.Kind != yaml.ScalarNode {
-		return "", errAt(n, "%s: expected a string, not %s", what, nodeKind(n))
-	}
-	switch tag := n.ShortTag(); {
-	case tag == "!!null":
-		return "", errAt(n, "%s: missing value", what)
-	case tag == "!!binary" || !strings.HasPrefix(tag, "!!"):
-		return "", errAt(n, "%s: tag %s is not supported", what, tag)
-	}
-	if n.Value == "" {
-		return "", errAt(n, "%s: empty string", what)
-	}
-	return n.Value, nil
-}
-
 func name(parent, n *yaml.Node, what string) (string, error) {
 	if n == nil {
 		return "", errAt(parent, "%s: missing", what)
@@ -608,20 +503,40 @@ func matchAny(globs []string, repo string) bool {
 	return false
 }
 
-func nodeKind(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if n.ShortTag() == "!!null" {
-			return "nothing"
-		}
-		return fmt.Sprintf("%q", n.Value)
-	case yaml.AliasNode:
-		return "an alias (anchors and aliases are not supported)"
-	default:
-		return "an empty document"
+// The strict YAML reading is yamlnode's; these put its errors' lines into
+// PolicyError.
+
+func lineErr(err error) error {
+	var ye *yamlnode.Error
+	if errors.As(err, &ye) {
+		return &PolicyError{Line: ye.Line, Err: ye.Err}
 	}
+	return err
 }
+
+func singleDocument(data []byte) (*yaml.Node, error) {
+	n, err := yamlnode.SingleDocument(data)
+	return n, lineErr(err)
+}
+
+func mapping(n *yaml.Node, what string, known ...string) (map[string]*yaml.Node, error) {
+	m, err := yamlnode.Mapping(n, what, known...)
+	return m, lineErr(err)
+}
+
+func sequence(n *yaml.Node, what string, allowEmpty bool) ([]*yaml.Node, error) {
+	items, err := yamlnode.Sequence(n, what, allowEmpty)
+	return items, lineErr(err)
+}
+
+func strs(n *yaml.Node, what string) ([]string, []*yaml.Node, error) {
+	out, items, err := yamlnode.Strings(n, what)
+	return out, items, lineErr(err)
+}
+
+func str(n *yaml.Node, what string) (string, error) {
+	v, err := yamlnode.String(n, what)
+	return v, lineErr(err)
+}
+
+func nodeKind(n *yaml.Node) string { return yamlnode.Kind(n) }

@@ -1,7 +1,6 @@
 package trust
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -27,6 +26,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/bulwark-dev/bulwark/internal/auth"
+	"github.com/bulwark-dev/bulwark/internal/yamlnode"
 )
 
 // ErrInvalidPolicy is wrapped by every error that LoadPolicy and
@@ -246,31 +246,6 @@ func ParsePolicy(data []byte, baseDir string) (*Policy, error) {
 	}
 	p.version = "sha256:" + hex.EncodeToString(l.hash.Sum(nil))
 	return p, nil
-}
-
-// decodeSingleDocument parses data into its one YAML document. A second
-// document would be silently ignored, so it is refused like a typo.
-func decodeSingleDocument(data []byte) (*yaml.Node, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, &PolicyError{Err: errors.New("empty")}
-		}
-		return nil, &PolicyError{Err: err}
-	}
-	var extra yaml.Node
-	switch err := dec.Decode(&extra); {
-	case errors.Is(err, io.EOF):
-	case err != nil:
-		return nil, &PolicyError{Err: err}
-	default:
-		return nil, &PolicyError{Line: extra.Line, Err: errors.New("only one YAML document is allowed")}
-	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
-		return nil, &PolicyError{Err: errors.New("empty")}
-	}
-	return doc.Content[0], nil
 }
 
 // policyLoader turns the YAML tree into a Policy, reading referenced files
@@ -585,93 +560,6 @@ func policyGlobs(n *yaml.Node, what string) ([]string, error) {
 	return globs, nil
 }
 
-// policyMapping checks that n is a mapping whose keys are all known and
-// unique, and returns its values by key.
-func policyMapping(n *yaml.Node, what string, known ...string) (map[string]*yaml.Node, error) {
-	if n.Kind != yaml.MappingNode {
-		return nil, errAt(n, "%s must be a mapping, not %s", what, nodeKind(n))
-	}
-	f := make(map[string]*yaml.Node, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			return nil, errAt(k, "%s: keys must be plain strings, not %s", what, nodeKind(k))
-		}
-		if !slices.Contains(known, k.Value) {
-			return nil, errAt(k, "%s: unknown key %q (known: %s)", what, k.Value, strings.Join(known, ", "))
-		}
-		if f[k.Value] != nil {
-			return nil, errAt(k, "%s: key %q is given twice", what, k.Value)
-		}
-		f[k.Value] = v
-	}
-	return f, nil
-}
-
-// policySequence checks that n is a non-empty sequence.
-func policySequence(n *yaml.Node, what string) ([]*yaml.Node, error) {
-	if n.Kind != yaml.SequenceNode {
-		return nil, errAt(n, "%s must be a list, not %s", what, nodeKind(n))
-	}
-	if len(n.Content) == 0 {
-		return nil, errAt(n, "%s must not be empty", what)
-	}
-	return n.Content, nil
-}
-
-// policyStrings reads a non-empty list of non-empty strings and the node of
-// each, for line numbers.
-func policyStrings(n *yaml.Node, what string) ([]string, []*yaml.Node, error) {
-	items, err := policySequence(n, what)
-	if err != nil {
-		return nil, nil, err
-	}
-	out := make([]string, len(items))
-	for i, item := range items {
-		if out[i], err = policyString(item, what); err != nil {
-			return nil, nil, err
-		}
-	}
-	return out, items, nil
-}
-
-// policyString reads a scalar as a string. Plain scalars YAML would resolve
-// to numbers or booleans are taken as written (a name may be "2024"); null,
-// binary and application-specific tags are refused.
-func policyString(n *yaml.Node, what string) (string, error) {
-	if n.Kind != yaml.ScalarNode {
-		return "", errAt(n, "%s: expected a string, not %s", what, nodeKind(n))
-	}
-	switch tag := n.ShortTag(); {
-	case tag == "!!null":
-		return "", errAt(n, "%s: missing value", what)
-	case tag == "!!binary" || !strings.HasPrefix(tag, "!!"):
-		return "", errAt(n, "%s: tag %s is not supported", what, tag)
-	}
-	if n.Value == "" {
-		return "", errAt(n, "%s: empty string", what)
-	}
-	return n.Value, nil
-}
-
-func nodeKind(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if n.ShortTag() == "!!str" && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
-			return fmt.Sprintf("the string %q", n.Value)
-		}
-		return fmt.Sprintf("%q", n.Value)
-	case yaml.AliasNode:
-		return "an alias (anchors and aliases are not supported)"
-	default:
-		return "an empty document"
-	}
-}
-
 // readRef reads a file the policy references and adds its path and content
 // to the version hash.
 func (l *policyLoader) readRef(path string) ([]byte, error) {
@@ -942,4 +830,42 @@ func matchURIPattern(p, uri string) bool {
 		return len(uri) > len(base) && strings.HasPrefix(uri, base)
 	}
 	return uri == p
+}
+
+// The strict YAML reading is yamlnode's; these put its errors' lines into
+// PolicyError.
+
+func lineErr(err error) error {
+	var ye *yamlnode.Error
+	if errors.As(err, &ye) {
+		return &PolicyError{Line: ye.Line, Err: ye.Err}
+	}
+	return err
+}
+
+func decodeSingleDocument(data []byte) (*yaml.Node, error) {
+	n, err := yamlnode.SingleDocument(data)
+	return n, lineErr(err)
+}
+
+func policyMapping(n *yaml.Node, what string, known ...string) (map[string]*yaml.Node, error) {
+	m, err := yamlnode.Mapping(n, what, known...)
+	return m, lineErr(err)
+}
+
+func policyStrings(n *yaml.Node, what string) ([]string, []*yaml.Node, error) {
+	out, items, err := yamlnode.Strings(n, what)
+	return out, items, lineErr(err)
+}
+
+func policyString(n *yaml.Node, what string) (string, error) {
+	v, err := yamlnode.String(n, what)
+	return v, lineErr(err)
+}
+
+func nodeKind(n *yaml.Node) string { return yamlnode.Kind(n) }
+
+func policySequence(n *yaml.Node, what string) ([]*yaml.Node, error) {
+	items, err := yamlnode.Sequence(n, what, false)
+	return items, lineErr(err)
 }
