@@ -5,12 +5,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/bulwark-dev/bulwark/internal/yamlnode"
 )
 
 // ErrInvalidPolicy is wrapped by every error Load and Parse return for a
@@ -243,43 +242,11 @@ func (x *Exception) covers(rule, env, repo, digest string) bool {
 
 // Load reads, parses and compiles the policy file at path.
 func Load(path string) (*Policy, error) {
-	data, err := readFile(path)
+	data, err := yamlnode.ReadFile(path, MaxPolicySize)
 	if err != nil {
 		return nil, &PolicyError{File: path, Err: err}
 	}
 	return Parse(data, path)
-}
-
-func readFile(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, withoutPath(err)
-	}
-	if !fi.Mode().IsRegular() {
-		// Opening a FIFO would block; a device could be endless.
-		return nil, errors.New("not a regular file")
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, withoutPath(err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxPolicySize+1))
-	if err != nil {
-		return nil, withoutPath(err)
-	}
-	if len(data) > MaxPolicySize {
-		return nil, fmt.Errorf("larger than %d bytes", MaxPolicySize)
-	}
-	return data, nil
-}
-
-func withoutPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // Parse parses and compiles a policy held in memory; name is used in error

@@ -21,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/bulwark-dev/bulwark/internal/auth"
+	"github.com/bulwark-dev/bulwark/internal/yamlnode"
 )
 
 // A Notation configuration directory ({NOTATION_CONFIG}, e.g.
@@ -116,7 +117,7 @@ func readNotationPolicyFile(dir string) (string, []byte, error) {
 		case errors.Is(err, fs.ErrNotExist):
 			continue
 		case err != nil:
-			return "", nil, fmt.Errorf("%s: %w", name, withoutPath(err))
+			return "", nil, fmt.Errorf("%s: %w", name, yamlnode.WithoutPath(err))
 		case fi.Mode()&fs.ModeSymlink != 0:
 			return "", nil, fmt.Errorf("%s is a symbolic link; Notation refuses those, so bulwark does too", name)
 		}
@@ -126,12 +127,12 @@ func readNotationPolicyFile(dir string) (string, []byte, error) {
 		return "", nil, fmt.Errorf("a directory must be a Notation configuration directory, with %s or %s: %w",
 			NotationOCIPolicyFile, NotationPolicyFile, fs.ErrNotExist)
 	}
-	data, err := readPolicyFile(filepath.Join(dir, found[0]), MaxPolicySize)
+	data, err := yamlnode.ReadFile(filepath.Join(dir, found[0]), MaxPolicySize)
 	if err != nil {
 		return "", nil, fmt.Errorf("%s: %w", found[0], err)
 	}
 	if len(found) == 2 {
-		other, err := readPolicyFile(filepath.Join(dir, found[1]), MaxPolicySize)
+		other, err := yamlnode.ReadFile(filepath.Join(dir, found[1]), MaxPolicySize)
 		if err != nil {
 			return "", nil, fmt.Errorf("%s: %w", found[1], err)
 		}
@@ -650,19 +651,19 @@ func (l *policyLoader) readStore(ref notationStoreRef, budget *int64) ([]*x509.C
 	dir := filepath.Join(l.baseDir, filepath.FromSlash(ref.dir()))
 	fi, err := os.Lstat(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", ref.dir(), withoutPath(err))
+		return nil, fmt.Errorf("%s: %w", ref.dir(), yamlnode.WithoutPath(err))
 	}
 	if !fi.IsDir() || fi.Mode()&fs.ModeSymlink != 0 {
 		return nil, fmt.Errorf("%s is not a directory (symbolic links are refused, as Notation refuses them)", ref.dir())
 	}
 	f, err := os.Open(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", ref.dir(), withoutPath(err))
+		return nil, fmt.Errorf("%s: %w", ref.dir(), yamlnode.WithoutPath(err))
 	}
 	entries, err := f.ReadDir(maxTrustStoreFiles + 1)
 	f.Close()
 	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: %w", ref.dir(), withoutPath(err))
+		return nil, fmt.Errorf("%s: %w", ref.dir(), yamlnode.WithoutPath(err))
 	}
 	if len(entries) > maxTrustStoreFiles {
 		return nil, fmt.Errorf("%s: more than %d files", ref.dir(), maxTrustStoreFiles)

@@ -14,8 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -216,7 +214,7 @@ func LoadPolicy(path string) (*Policy, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return LoadNotationDir(path)
 	}
-	data, err := readPolicyFile(path, MaxPolicySize)
+	data, err := yamlnode.ReadFile(path, MaxPolicySize)
 	if err != nil {
 		return nil, &PolicyError{Path: path, Err: err}
 	}
@@ -567,7 +565,7 @@ func (l *policyLoader) readRef(path string) ([]byte, error) {
 	if !filepath.IsAbs(full) {
 		full = filepath.Join(l.baseDir, full)
 	}
-	data, err := readPolicyFile(full, MaxPolicyRefSize)
+	data, err := yamlnode.ReadFile(full, MaxPolicyRefSize)
 	if err != nil {
 		if full != path {
 			return nil, fmt.Errorf("%s (%s): %w", path, full, err)
@@ -577,41 +575,6 @@ func (l *policyLoader) readRef(path string) ([]byte, error) {
 	l.hashPart([]byte(path))
 	l.hashPart(data)
 	return data, nil
-}
-
-// readPolicyFile reads a regular file of at most max bytes. Devices and
-// FIFOs are refused before they are opened: opening a FIFO blocks. Errors
-// do not repeat the path (callers name the file as the policy wrote it)
-// but still wrap fs.ErrNotExist and the like.
-func readPolicyFile(path string, max int64) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, withoutPath(err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, withoutPath(err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, withoutPath(err)
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("larger than %d bytes", max)
-	}
-	return data, nil
-}
-
-func withoutPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // pemBlocks returns the PEM blocks in data, refusing private keys: a

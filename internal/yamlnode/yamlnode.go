@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -175,4 +177,41 @@ func Kind(n *yaml.Node) string {
 	default:
 		return "an empty document"
 	}
+}
+
+// ReadFile reads a hand-written configuration file: a regular file of at
+// most max bytes. Devices and FIFOs are refused before they are opened
+// (opening a FIFO blocks; a device may never end). Errors do not repeat
+// the path, since callers name the file as their user wrote it, but still
+// wrap fs.ErrNotExist and the like.
+func ReadFile(path string, max int64) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, WithoutPath(err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, WithoutPath(err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, WithoutPath(err)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("larger than %d bytes", max)
+	}
+	return data, nil
+}
+
+// WithoutPath drops the path an *fs.PathError repeats.
+func WithoutPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

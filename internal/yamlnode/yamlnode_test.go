@@ -2,7 +2,11 @@ package yamlnode
 
 import (
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -138,4 +142,29 @@ func FuzzSingleDocument(f *testing.F) {
 		}
 		Sequence(n, "doc", true)
 	})
+}
+
+func TestReadFile(t *testing.T) {
+	dir := t.TempDir()
+	ok := filepath.Join(dir, "ok.yaml")
+	os.WriteFile(ok, []byte("a: 1\n"), 0o600)
+	if b, err := ReadFile(ok, 5); err != nil || string(b) != "a: 1\n" {
+		t.Errorf("ReadFile = %q, %v", b, err)
+	}
+	if _, err := ReadFile(ok, 4); err == nil || !strings.Contains(err.Error(), "larger than 4 bytes") {
+		t.Errorf("over the limit: %v", err)
+	}
+	if _, err := ReadFile(filepath.Join(dir, "missing"), 5); !errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), dir) {
+		t.Errorf("missing file: %v (want ErrNotExist without the path)", err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadFile(fifo, 5); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("FIFO: %v", err)
+	}
+	if _, err := ReadFile(dir, 5); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("directory: %v", err)
+	}
 }
