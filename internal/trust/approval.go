@@ -500,20 +500,10 @@ func parseApprovalBundle(bundle []byte, mediaType string) (*protobundle.Bundle, 
 	if version == "" {
 		return nil, fmt.Errorf("bundle media type %.80q is not a Sigstore bundle v0.2 or v0.3", mediaType)
 	}
-	if len(bundle) == 0 {
-		return nil, errors.New("empty bundle")
-	}
-	if len(bundle) > MaxApprovalBundleBytes {
-		return nil, fmt.Errorf("bundle is %d bytes, more than the %d allowed", len(bundle), MaxApprovalBundleBytes)
-	}
-	// protojson refuses duplicate fields itself; this also refuses them in
-	// places it would not look, and anything after the object.
-	if err := rejectDuplicateKeys(bundle); err != nil {
-		return nil, fmt.Errorf("malformed bundle: %w", err)
-	}
-	b := &protobundle.Bundle{}
-	if err := protojson.Unmarshal(bundle, b); err != nil {
-		return nil, fmt.Errorf("malformed bundle: %w", err)
+	// Approvals are bulwark's own: nothing unknown is accepted.
+	b, err := decodeBundle(bundle, MaxApprovalBundleBytes, false)
+	if err != nil {
+		return nil, err
 	}
 	if bundleVersion(b.MediaType) != version {
 		return nil, fmt.Errorf("bundle says media type %.80q, stored as %q", b.MediaType, mediaType)

@@ -122,24 +122,33 @@ func verifyCosignBundle(ctx context.Context, bundle []byte, subject digest.Diges
 	return nil
 }
 
-// parseCosignBundle bounds and decodes a bundle's JSON.
-func parseCosignBundle(data []byte) (*protobundle.Bundle, error) {
+// decodeBundle bounds and decodes a Sigstore bundle's JSON, refusing
+// duplicate keys anywhere: protojson refuses duplicate fields itself, but
+// not in parts it skips as unknown, nor anything after the object.
+func decodeBundle(data []byte, max int, discardUnknown bool) (*protobundle.Bundle, error) {
 	if len(data) == 0 {
 		return nil, errors.New("empty bundle")
 	}
-	if len(data) > MaxCosignBundleBytes {
-		return nil, fmt.Errorf("bundle is %d bytes, more than the %d allowed", len(data), MaxCosignBundleBytes)
+	if len(data) > max {
+		return nil, fmt.Errorf("bundle is %d bytes, more than the %d allowed", len(data), max)
 	}
-	// protojson refuses duplicate fields itself; this also refuses them in
-	// parts it would skip as unknown.
 	if err := rejectDuplicateKeys(data); err != nil {
 		return nil, fmt.Errorf("malformed bundle: %w", err)
 	}
-	var b protobundle.Bundle
+	b := &protobundle.Bundle{}
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: discardUnknown}).Unmarshal(data, b); err != nil {
+		return nil, fmt.Errorf("malformed bundle: %w", err)
+	}
+	return b, nil
+}
+
+// parseCosignBundle bounds and decodes a bundle's JSON.
+func parseCosignBundle(data []byte) (*protobundle.Bundle, error) {
 	// Unknown fields are skipped: a newer bundle minor version may add
 	// some, and nothing unknown is trusted.
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, &b); err != nil {
-		return nil, fmt.Errorf("malformed bundle: %w", err)
+	b, err := decodeBundle(data, MaxCosignBundleBytes, true)
+	if err != nil {
+		return nil, err
 	}
 	mt := b.GetMediaType()
 	known := false
@@ -149,7 +158,7 @@ func parseCosignBundle(data []byte) (*protobundle.Bundle, error) {
 	if !known {
 		return nil, fmt.Errorf("bundle media type %q is not one of %s", truncateString(mt, 100), strings.Join(cosignBundleMediaTypes, ", "))
 	}
-	return &b, nil
+	return b, nil
 }
 
 // cosignBundleChain returns the bundle's certificates, leaf first, or nil for a
