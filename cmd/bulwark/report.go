@@ -441,9 +441,10 @@ func reportStop(ctx context.Context, w io.Writer, c *inventory.Client, server st
 	}
 }
 
-// reportStopped reports the stop of a container bulwark stop removed, if
-// its start was reported.
-func reportStopped(ctx context.Context, w io.Writer, dataDir, name string) {
+// reportStopped reports the stop of a container (bulwark stop removed it,
+// or bulwark ps found it exited), if its start was reported and its stop
+// not yet.
+func reportStopped(ctx context.Context, w io.Writer, dataDir, name, reason string) {
 	if !runner.ValidName(name) {
 		return
 	}
@@ -466,7 +467,7 @@ func reportStopped(ctx context.Context, w io.Writer, dataDir, name string) {
 		fmt.Fprintf(w, "bulwark: warning: reporting the stop of %s: %v\n", name, err)
 		return
 	}
-	reportStop(ctx, w, c, s.Server, s.Start, nil, "stopped")
+	reportStop(ctx, w, c, s.Server, s.Start, nil, reason)
 	os.Remove(path)
 }
 

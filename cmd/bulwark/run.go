@@ -399,7 +399,13 @@ func newPsCmd() *cobra.Command {
 		Short: "List the containers bulwark run started from this data directory",
 		Long: `List containers with their image digest, status (running, stopped, …),
 host pid and creation time. Stopped detached containers stay listed until
-bulwark stop removes them.
+bulwark stop removes them (their logs stay readable until then).
+
+A detached container whose start was reported to a server (--report-to)
+and that ps finds exited has its stop reported there, once: running
+bulwark ps now and then (from cron or a systemd timer) keeps the
+server's 'bulwark report --running' true for containers that exit on
+their own.
 
   bulwark ps
   bulwark ps -o json`,
@@ -408,13 +414,18 @@ bulwark stop removes them.
 			if output != "text" && output != "json" {
 				return fmt.Errorf("--output must be text or json, not %q", output)
 			}
-			m, _, err := f.manager(cmd)
+			m, cfg, err := f.manager(cmd)
 			if err != nil {
 				return err
 			}
 			sts, err := m.List(cmd.Context())
 			if err != nil {
 				return err
+			}
+			for _, s := range sts {
+				if s.Status == "stopped" {
+					reportStopped(context.WithoutCancel(cmd.Context()), cmd.ErrOrStderr(), cfg.Data, s.Name, "exited (found stopped by bulwark ps)")
+				}
 			}
 			out := cmd.OutOrStdout()
 			if output == "json" {
@@ -478,7 +489,7 @@ already exited is just removed.
 					continue
 				}
 				// A start reported with --report-to gets its stop.
-				reportStopped(context.WithoutCancel(cmd.Context()), cmd.ErrOrStderr(), data, name)
+				reportStopped(context.WithoutCancel(cmd.Context()), cmd.ErrOrStderr(), data, name, "stopped")
 				fmt.Fprintln(cmd.OutOrStdout(), name)
 			}
 			return errors.Join(errs...)

@@ -452,6 +452,29 @@ bindings:
 			t.Fatalf("after stop, report --running lists %v", recs)
 		}
 
+		// A detached container that exits on its own: bulwark ps reports
+		// its stop, once, and keeps listing it until bulwark stop.
+		r = e.run(t, ctx, data, "-d", "--name", "inv-short", "--report-to", e.srv.url(), e.app, "--", "true")
+		if r.code != 0 {
+			t.Fatalf("run -d: %v", r)
+		}
+		if recs := report(e.adminEnv, "--username", "admin"); len(recs) != 1 || recs[0]["container"] != "inv-short" {
+			t.Fatalf("after run -d, report --running lists %v", recs)
+		}
+		waitUntil(t, "inv-short to exit and bulwark ps to report it", func() bool {
+			r := bw(t, ctx, e.hostEnv, "ps", "--data", data, "-o", "json")
+			return r.code == 0 && strings.Contains(r.stdout, `"status": "stopped"`)
+		})
+		if recs := report(e.adminEnv, "--username", "admin"); len(recs) != 0 {
+			t.Fatalf("after bulwark ps saw it exit, report --running lists %v", recs)
+		}
+		if r = bw(t, ctx, e.hostEnv, "ps", "--data", data); r.code != 0 || !strings.Contains(r.stdout, "inv-short") || r.stderr != "" {
+			t.Fatalf("second ps (the stop is reported once, the container still listed): %v", r)
+		}
+		if r = bw(t, ctx, e.hostEnv, "stop", "--data", data, "inv-short"); r.code != 0 {
+			t.Fatalf("stop: %v", r)
+		}
+
 		// An attached run reports its start and, with the exit code, its stop.
 		r = e.run(t, ctx, data, "--name", "inv-once", "--report-to", e.srv.url(), e.app, "--", "sh", "-c", "exit 3")
 		if r.code != 3 {
