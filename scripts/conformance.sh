@@ -122,7 +122,7 @@ go build -o "$work/testsummary" ./scripts/testsummary
 if [[ $target == bulwark ]]; then
 	if [[ -z $BULWARK_BIN ]]; then
 		step "building bulwark"
-		go build -o "$work/bulwark" ./cmd/bulwark
+		CGO_ENABLED=0 go build -o "$work/bulwark" ./cmd/bulwark
 		BULWARK_BIN=$work/bulwark
 	fi
 	health_path=/healthz

@@ -247,6 +247,7 @@ func bulwarkBinary(ctx context.Context, bin, tmp string, stderr io.Writer) (stri
 	out := filepath.Join(tmp, "bin", "bulwark")
 	fmt.Fprintln(stderr, "building", bulwarkPkg)
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, bulwarkPkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as the README builds it
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("building bulwark: %w", err)
