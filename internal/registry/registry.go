@@ -111,8 +111,9 @@ func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	elapsed := time.Since(start)
 	m := reg.metrics
-	m.requests.WithLabelValues(rt.Kind, r.Method, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(rt.Kind, r.Method).Observe(elapsed.Seconds())
+	method := metricMethod(r.Method)
+	m.requests.WithLabelValues(rt.Kind, method, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(rt.Kind, method).Observe(elapsed.Seconds())
 	m.bytesIn.WithLabelValues(rt.Kind).Add(float64(body.n))
 	m.bytesOut.WithLabelValues(rt.Kind).Add(float64(rw.n))
 

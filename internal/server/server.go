@@ -19,14 +19,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/bulwark-dev/bulwark/internal/audit"
 	"github.com/bulwark-dev/bulwark/internal/auth"
 	"github.com/bulwark-dev/bulwark/internal/config"
 	"github.com/bulwark-dev/bulwark/internal/inventory"
+	"github.com/bulwark-dev/bulwark/internal/metrics"
 	"github.com/bulwark-dev/bulwark/internal/registry"
 )
 
@@ -68,11 +65,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		data.Close()
 		return nil, err
 	}
-	promReg := prometheus.NewRegistry()
-	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metricReg := metrics.NewRegistry()
+	metricReg.MustRegister(metrics.NewGoCollector(), metrics.NewProcessCollector())
 	opts := registry.Options{
 		Logger:       log,
-		Metrics:      registry.NewMetrics(promReg),
+		Metrics:      registry.NewMetrics(metricReg),
 		MaxBlobSize:  cfg.MaxBlobSize,
 		AllowSparse:  cfg.AllowSparseManifests,
 		UploadExpiry: time.Duration(cfg.GC.UploadExpiry),
@@ -114,7 +111,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	scn.attach(reg, opts.Gate)
 	s := &Server{cfg: cfg, log: log, data: data, registry: reg, tls: tlsCfg, TrustHelp: trustHelp, sec: sec, Bootstrap: boot, policies: pols, inventory: inv, scanner: scn}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", metricReg.Handler())
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("POST /admin/v1/gc", sec.adminOnly(http.HandlerFunc(s.adminGC)))
 	mux.Handle("POST /admin/v1/fsck", sec.adminOnly(http.HandlerFunc(s.adminFsck)))
