@@ -13,9 +13,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bulwark-dev/bulwark/internal/scan/catalog"
-	"github.com/bulwark-dev/bulwark/internal/scan/catalogcache"
 	"github.com/bulwark-dev/bulwark/internal/scan/catalog/image"
 	"github.com/bulwark-dev/bulwark/internal/scan/catalog/rootfs"
+	"github.com/bulwark-dev/bulwark/internal/scan/catalogcache"
 	"github.com/bulwark-dev/bulwark/internal/scan/lint"
 	"github.com/bulwark-dev/bulwark/internal/scan/sbom"
 )

@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bulwark-dev/bulwark/internal/remote"
+	"github.com/bulwark-dev/bulwark/internal/loopback"
 )
 
 // ErrInsecure refuses to send credentials in clear text to a server that
@@ -69,7 +69,7 @@ func New(name, server string, opts Options) (*Client, error) {
 	s := strings.TrimRight(server, "/")
 	if !strings.Contains(s, "://") {
 		scheme := "https"
-		if remote.IsLoopback(s) {
+		if loopback.Host(s) {
 			scheme = "http"
 		}
 		s = scheme + "://" + s
@@ -78,7 +78,7 @@ func New(name, server string, opts Options) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("%s server %q: want http(s)://HOST[:PORT]", name, server)
 	}
-	if u.Scheme == "http" && opts.Authorization != "" && !remote.IsLoopback(u.Host) {
+	if u.Scheme == "http" && opts.Authorization != "" && !loopback.Host(u.Host) {
 		return nil, fmt.Errorf("%w: %s (use https)", ErrInsecure, u.Host)
 	}
 	hc := opts.HTTP

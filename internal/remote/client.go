@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bulwark-dev/bulwark/internal/loopback"
 	"github.com/bulwark-dev/bulwark/internal/oci"
 )
 
@@ -66,18 +67,7 @@ func New(opts Options) *Client {
 
 // IsLoopback reports whether host ("host[:port]") is localhost or a
 // loopback address (127.0.0.0/8, ::1): the default for plain HTTP.
-func IsLoopback(host string) bool {
-	h := host
-	if hh, _, err := net.SplitHostPort(host); err == nil {
-		h = hh
-	}
-	h = strings.Trim(h, "[]")
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
-}
+func IsLoopback(host string) bool { return loopback.Host(host) }
 
 // errNoRegistry: bulwark never guesses a default registry.
 var errNoRegistry = errors.New("image reference names no registry host")

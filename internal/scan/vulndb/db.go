@@ -79,10 +79,10 @@ CREATE TABLE IF NOT EXISTS meta (
 // none of it), and readers never block them (WAL).
 type DB struct {
 	path    string
-	version int // the file's schema version
-	w    *sql.DB // nil when read-only
-	r    *sql.DB
-	now  func() time.Time
+	version int     // the file's schema version
+	w       *sql.DB // nil when read-only
+	r       *sql.DB
+	now     func() time.Time
 }
 
 // Options tune Open.
