@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulwark-dev/bulwark/internal/oci"
 	"github.com/bulwark-dev/bulwark/internal/scan/catalog"
 	"github.com/bulwark-dev/bulwark/internal/scan/catalog/image"
 	"github.com/bulwark-dev/bulwark/internal/scan/catalog/rootfs"
@@ -24,10 +26,11 @@ import (
 // a registry (REF), an OCI image layout (--oci-layout DIR[:TAG]) or an
 // extracted root filesystem (--rootfs DIR).
 type scanSource struct {
-	layout   string
-	rootfs   string
-	platform string
-	noCache  bool
+	layout       string
+	rootfs       string
+	platform     string
+	noCache      bool
+	fromRegistry bool
 }
 
 func (s *scanSource) register(cmd *cobra.Command) {
@@ -35,6 +38,7 @@ func (s *scanSource) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&s.rootfs, "rootfs", "", "scan this extracted root filesystem directory (symlinks are never followed out of it)")
 	cmd.Flags().StringVar(&s.platform, "platform", "", `platform to pick from a multi-platform image, OS/ARCH[/VARIANT] (default "linux/<this machine's architecture>")`)
 	cmd.Flags().BoolVar(&s.noCache, "no-cache", false, "read every layer even if DATA/scan-cache holds this image's catalog, and do not store it")
+	cmd.Flags().BoolVar(&s.fromRegistry, "from-registry", false, "REF only: use the SBOM and lint findings the registry (a bulwark server) stored when the image was pushed, instead of reading the layers; trusts the registry's catalog")
 }
 
 // scanned is what reading a source produced.
@@ -45,8 +49,9 @@ type scanned struct {
 	Image    *image.Image // nil for --rootfs
 	Tag      string       // the tag REF or --oci-layout named
 	Source   string
-	// Cached says the catalog came from DATA/scan-cache.
-	Cached bool
+	// Cached says the catalog came from DATA/scan-cache; FromRegistry,
+	// from the registry's scan API.
+	Cached, FromRegistry bool
 	// lint holds lint.Check's findings without the tag.
 	lint []lint.Finding
 }
@@ -67,6 +72,9 @@ func (s *scanSource) read(ctx context.Context, args []string, opts catalog.Optio
 	}
 	if n != 1 {
 		return nil, errors.New("name exactly one of REF, --oci-layout DIR or --rootfs DIR")
+	}
+	if s.fromRegistry && len(args) == 0 {
+		return nil, errors.New("--from-registry goes with REF: only a registry stores scans")
 	}
 	platform := image.DefaultPlatform()
 	if s.platform != "" {
@@ -107,6 +115,11 @@ func (s *scanSource) read(ctx context.Context, args []string, opts catalog.Optio
 			return nil, cerr
 		}
 		img, err = image.Fetch(ctx, client, ref, platform)
+		if err == nil && s.fromRegistry {
+			defer img.Close()
+			out.Image, out.Source, out.FromRegistry = img, img.Name, true
+			return out, registryScan(ctx, out, ref)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -137,6 +150,35 @@ func (s *scanSource) read(ctx context.Context, args []string, opts catalog.Optio
 		cache.Put(&catalogcache.Entry{Key: key, SBOM: sb, Lint: out.lint, Problems: out.Problems})
 	}
 	return out, nil
+}
+
+// registryScan fills out with what the registry's scanner stored for the
+// image (GET /scan/v1/sbom and /scan/v1/report on the registry's host),
+// checking that it describes this manifest.
+func registryScan(ctx context.Context, out *scanned, ref oci.ImageRef) error {
+	c, err := scanClient(ref.Registry, "")
+	if err != nil {
+		return err
+	}
+	d := out.Image.Manifest.Digest
+	b, err := c.SBOM(ctx, ref.Repository, d, "json")
+	if err != nil {
+		return fmt.Errorf("--from-registry: %w (is %s a bulwark server, and has it scanned %s@%s?)", err, ref.Registry, ref.Repository, d)
+	}
+	sb, err := sbom.Decode(bytes.NewReader(b))
+	if err != nil {
+		return fmt.Errorf("--from-registry: the registry's SBOM of %s: %w", d, err)
+	}
+	if sb.Source.Digest != d {
+		return fmt.Errorf("--from-registry: asked for the SBOM of %s, the registry answered with %q's", d, sb.Source.Digest)
+	}
+	res, err := c.Result(ctx, ref.Repository, d)
+	if err != nil {
+		return fmt.Errorf("--from-registry: %w", err)
+	}
+	sb.Source.Name = out.Image.Name
+	out.SBOM, out.lint, out.Problems = sb, res.Lint, res.Problems
+	return nil
 }
 
 // catalogProducer identifies this binary for the catalog cache: the
@@ -195,6 +237,10 @@ func reportProblems(w io.Writer, res *scanned) {
 	if res == nil {
 		return
 	}
+	if res.FromRegistry {
+		fmt.Fprintf(w, "bulwark: catalog of %s as the registry stored it (made %s; without --from-registry the layers are read here)\n",
+			res.SBOM.Source.Digest, res.SBOM.Created.Format(time.RFC3339))
+	}
 	if res.Cached {
 		fmt.Fprintf(w, "bulwark: catalog of %s read from the scan cache (made %s; --no-cache reads the layers again)\n",
 			res.SBOM.Source.Digest, res.SBOM.Created.Format(time.RFC3339))
@@ -233,6 +279,9 @@ credentials 'docker login' and 'bulwark login' store.
   bulwark sbom 127.0.0.1:5000/team/app:v1
   bulwark sbom --oci-layout ./layout:v1 --format cyclonedx > app.cdx.json
   bulwark sbom --rootfs /var/lib/machines/web --format spdx
+
+--from-registry prints the SBOM a bulwark registry made when REF was
+pushed (what its policy decisions used) instead of reading the layers.
 
 --format json is bulwark's own form (docs/scanning.md), which the registry
 stores and re-matches; cyclonedx is CycloneDX 1.5 JSON, spdx SPDX 2.3 JSON.`,

@@ -51,6 +51,11 @@ An image's catalog is kept in DATA/scan-cache by manifest digest (when the
 data directory exists): scanning the same image again, e.g. after a
 database update, reads no layer. --no-cache reads them anyway.
 
+--from-registry matches the SBOM that a bulwark registry made when the
+image was pushed (GET /scan/v1/sbom, with the lint findings it stored)
+against this machine's database, without reading a layer: fast, but it
+trusts the registry's catalog instead of checking the image's content.
+
 --fail-on SEVERITY exits with status 2 when a vulnerability or lint finding
 at or above SEVERITY (CRITICAL, HIGH, MEDIUM, LOW; UNKNOWN or INFO for any)
 remains; --fail-on-behind exits 2 when a package is behind the archive.`

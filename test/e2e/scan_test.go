@@ -144,6 +144,35 @@ bindings:
 		t.Fatalf("findings of the vulnerable image = %+v", got)
 	}
 
+	// The CLI reads what the registry stored (--from-registry) and
+	// matches it locally; the SBOM is the one the layers give.
+	dockerDir := t.TempDir()
+	writeFile(t, filepath.Join(dockerDir, "config.json"), fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, srv.addr, basicCreds("admin", adminPassword)))
+	cliData := t.TempDir()
+	bw(nil, "vulndb", "import", "--data", cliData, goDB)
+	dockerEnv := []string{"DOCKER_CONFIG=" + dockerDir}
+	local := bw(dockerEnv, "sbom", "--data", cliData, "--no-cache", srv.ref("prod/app", "v1"))
+	stored := bw(dockerEnv, "sbom", "--from-registry", srv.ref("prod/app", "v1"))
+	pkgs := func(out string) []string {
+		t.Helper()
+		var s struct{ Packages []struct{ PURL string } }
+		if err := json.Unmarshal([]byte(out), &s); err != nil || len(s.Packages) == 0 {
+			t.Fatalf("sbom output: %v\n%s", err, out)
+		}
+		var p []string
+		for _, x := range s.Packages {
+			p = append(p, x.PURL)
+		}
+		return p
+	}
+	if l, r := pkgs(local), pkgs(stored); !slices.Equal(l, r) {
+		t.Errorf("the registry's SBOM lists %v, the layers %v", r, l)
+	}
+	fromReg := bw(dockerEnv, "scan", "--data", cliData, "--from-registry", "--format", "json", srv.ref("prod/app", "v1"))
+	if !strings.Contains(fromReg, "GO-2021-0113") || !strings.Contains(fromReg, "CIS-DI-0006") {
+		t.Errorf("scan --from-registry lacks the advisory or the stored lint:\n%s", fromReg)
+	}
+
 	// A prod host pulls by policy: the scan decides.
 	host := srv.robot(t, "node1", "--grant", "prod/**:pull", "--env", "prod")
 	pull := func(repo string) (string, error) {
