@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -140,60 +139,22 @@ func OpenAccounts(ctx context.Context, path string, opts AccountsOptions) (*Acco
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("create accounts directory: %w", err)
-	}
-	// Password hashes live here: create the file private before SQLite
-	// does (its -wal and -shm files copy the database's mode).
-	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
-		return nil, fmt.Errorf("open accounts database: %w", err)
-	} else {
-		f.Close()
-	}
-	// busy_timeout comes first so that switching to WAL waits for another
-	// process instead of failing. _txlock=immediate takes the write lock at
-	// BEGIN: a transaction that read first and then upgraded could fail
-	// with SQLITE_BUSY without waiting, when another process writes.
-	w, err := sqlitedb.Open("accounts database", path, []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"}, true)
+	// Password hashes live here: the file is created private.
+	p, err := sqlitedb.OpenPair(ctx, path, sqlitedb.PairOptions{What: "accounts database", Schema: accountsSchema, Version: accountsSchemaVersion,
+		Synchronous: "FULL", ForeignKeys: true, Private: true})
 	if err != nil {
 		return nil, err
 	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxIdleTime(0)
-	w.SetConnMaxLifetime(0)
 	a := &Accounts{
-		w: w, now: opts.Now, params: opts.Argon2, refreshTTL: opts.RefreshTokenTTL, log: opts.Logger,
+		w: p.W, r: p.R, now: opts.Now, params: opts.Argon2, refreshTTL: opts.RefreshTokenTTL, log: opts.Logger,
 		slots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 	}
-	if err := a.migrate(ctx, path); err != nil {
-		w.Close()
-		return nil, err
-	}
-	a.r, err = sqlitedb.Open("accounts database", path, []string{"busy_timeout(10000)", "foreign_keys(1)", "query_only(1)"}, false)
-	if err != nil {
-		w.Close()
-		return nil, err
-	}
-	a.r.SetMaxOpenConns(4)
-	a.r.SetMaxIdleConns(4)
-	a.r.SetConnMaxIdleTime(0)
 	a.dummyHash = encodeArgon2(a.params, make([]byte, 16), make([]byte, 32))
 	return a, nil
 }
 
-func (a *Accounts) migrate(ctx context.Context, path string) error {
-	return sqlitedb.Migrate(ctx, a.w, "accounts database", path, accountsSchema, accountsSchemaVersion)
-}
-
 // Close closes the database.
-func (a *Accounts) Close() error {
-	var errs []error
-	if a.r != nil {
-		errs = append(errs, a.r.Close())
-	}
-	return errors.Join(append(errs, a.w.Close())...)
-}
+func (a *Accounts) Close() error { return (&sqlitedb.Pair{W: a.w, R: a.r}).Close() }
 
 // tx runs fn in one short IMMEDIATE transaction. Callers do slow work
 // (hashing) before, never inside, so another process's writer waits at most

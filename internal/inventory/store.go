@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -45,46 +44,18 @@ type Store struct {
 
 // Open opens or creates the store at path.
 func Open(ctx context.Context, path string) (*Store, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("inventory: %w", err)
-	}
-	// busy_timeout first so that switching to WAL waits for another
-	// process; _txlock=immediate takes the write lock at BEGIN, so the
+	// _txlock=immediate (sqlitedb) takes the write lock at BEGIN, so the
 	// ownership check and the write cannot interleave with another writer.
-	w, err := sqlitedb.Open("inventory database", path, []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"}, true)
+	p, err := sqlitedb.OpenPair(ctx, path, sqlitedb.PairOptions{What: "inventory database", Schema: schema, Version: schemaVersion,
+		Synchronous: "FULL", ForeignKeys: true})
 	if err != nil {
 		return nil, err
 	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxIdleTime(0)
-	w.SetConnMaxLifetime(0)
-	s := &Store{w: w}
-	if err := s.migrate(ctx, path); err != nil {
-		w.Close()
-		return nil, err
-	}
-	if s.r, err = sqlitedb.Open("inventory database", path, []string{"busy_timeout(10000)", "query_only(1)"}, false); err != nil {
-		w.Close()
-		return nil, err
-	}
-	s.r.SetMaxOpenConns(4)
-	s.r.SetMaxIdleConns(4)
-	return s, nil
-}
-
-func (s *Store) migrate(ctx context.Context, path string) error {
-	return sqlitedb.Migrate(ctx, s.w, "inventory database", path, schema, schemaVersion)
+	return &Store{w: p.W, r: p.R}, nil
 }
 
 // Close closes the store.
-func (s *Store) Close() error {
-	var errs []error
-	if s.r != nil {
-		errs = append(errs, s.r.Close())
-	}
-	return errors.Join(append(errs, s.w.Close())...)
-}
+func (s *Store) Close() error { return (&sqlitedb.Pair{W: s.w, R: s.r}).Close() }
 
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return sqlitedb.Tx(ctx, s.w, "inventory database", fn)

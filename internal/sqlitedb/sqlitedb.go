@@ -6,10 +6,16 @@
 package sqlitedb
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
 
 	_ "modernc.org/sqlite" // the pure-Go driver, registered as "sqlite"
 )
@@ -89,4 +95,126 @@ func Tx(ctx context.Context, db *sql.DB, what string, fn func(*sql.Tx) error) er
 		return fmt.Errorf("%s: commit: %w", what, err)
 	}
 	return nil
+}
+
+// Pair is a database file opened twice: one writer connection, so that
+// writes queue in Go rather than in SQLite's busy loop, and a small pool of
+// read-only connections that WAL lets read while the writer writes (also
+// in another process: `bulwark report --data` beside a running server).
+type Pair struct {
+	// W is the writer; nil when opened ReadOnly.
+	W *sql.DB
+	R *sql.DB
+	// Version is the file's schema version: the current one after a
+	// migration, the file's own when opened ReadOnly (possibly older).
+	Version int
+}
+
+// PairOptions configure OpenPair.
+type PairOptions struct {
+	// What names the database in errors ("inventory database").
+	What string
+	// Schema and Version are applied by MigrateFrom (with Upgrade) when
+	// the file is opened for writing.
+	Schema  string
+	Version int
+	Upgrade func(ctx context.Context, tx *sql.Tx, from int) error
+	// Synchronous is the writer's synchronous pragma: FULL for what
+	// cannot be recomputed (accounts, inventory), NORMAL for what can (a
+	// power cut may lose the last transactions, never corrupt the file).
+	Synchronous string
+	// BusyTimeout is how long a connection waits for another process's
+	// lock; 10 s when zero.
+	BusyTimeout time.Duration
+	// ForeignKeys turns on foreign key checks.
+	ForeignKeys bool
+	// ReadPragmas are added to the readers' (e.g. "cache_size(-16000)").
+	ReadPragmas []string
+	// Private creates the file with mode 0600 before SQLite does (its
+	// -wal and -shm files copy the database's mode): for secrets.
+	Private bool
+	// ReadOnly opens an existing, initialised file for reading only; a
+	// missing or empty file is an error wrapping Missing, and a file of a
+	// newer schema is refused.
+	ReadOnly bool
+	Missing  error
+}
+
+// OpenPair opens (creating unless ReadOnly) the database at path.
+func OpenPair(ctx context.Context, path string, o PairOptions) (*Pair, error) {
+	busy := fmt.Sprintf("busy_timeout(%d)", cmp.Or(o.BusyTimeout, 10*time.Second).Milliseconds())
+	common := []string{busy}
+	if o.ForeignKeys {
+		common = append(common, "foreign_keys(1)")
+	}
+	p := &Pair{}
+	if o.ReadOnly {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s does not exist", o.Missing, path)
+		}
+	} else {
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			return nil, fmt.Errorf("%s: %w", o.What, err)
+		}
+		if o.Private {
+			f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+			if err != nil {
+				return nil, fmt.Errorf("open %s: %w", o.What, err)
+			}
+			f.Close()
+		}
+		// busy_timeout comes first so that switching to WAL waits for
+		// another process instead of failing; Open's immediate takes the
+		// write lock at BEGIN.
+		w, err := Open(o.What, path, append(slices.Clone(common), "journal_mode(WAL)", "synchronous("+cmp.Or(o.Synchronous, "FULL")+")"), true)
+		if err != nil {
+			return nil, err
+		}
+		w.SetMaxOpenConns(1)
+		w.SetMaxIdleConns(1)
+		w.SetConnMaxIdleTime(0)
+		w.SetConnMaxLifetime(0)
+		p.W = w
+		if err := MigrateFrom(ctx, w, o.What, path, o.Schema, o.Version, o.Upgrade); err != nil {
+			w.Close()
+			return nil, err
+		}
+		p.Version = o.Version
+	}
+	r, err := Open(o.What, path, append(append(common, "query_only(1)"), o.ReadPragmas...), false)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(4)
+	r.SetMaxIdleConns(4)
+	r.SetConnMaxIdleTime(0)
+	p.R = r
+	if o.ReadOnly {
+		if err := r.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&p.Version); err != nil {
+			p.Close()
+			return nil, fmt.Errorf("open %s %s: %w", o.What, path, err)
+		}
+		switch {
+		case p.Version == 0:
+			p.Close()
+			return nil, fmt.Errorf("%w: %s is empty", o.Missing, path)
+		case p.Version > o.Version:
+			p.Close()
+			return nil, fmt.Errorf("%s %s has schema version %d; this bulwark knows up to %d", o.What, path, p.Version, o.Version)
+		}
+	}
+	return p, nil
+}
+
+// Close closes both.
+func (p *Pair) Close() error {
+	var errs []error
+	if p.R != nil {
+		errs = append(errs, p.R.Close())
+	}
+	if p.W != nil {
+		errs = append(errs, p.W.Close())
+	}
+	return errors.Join(errs...)
 }

@@ -24,7 +24,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -90,72 +89,18 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Store{path: path, now: opts.Now}
-	if opts.ReadOnly {
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w: %s does not exist", ErrNoStore, path)
-		}
-	} else {
-		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-			return nil, fmt.Errorf("scan store: %w", err)
-		}
-		// Scan results can be recomputed: synchronous=NORMAL (a power
-		// failure may lose the last results, never corrupt the file).
-		w, err := sqlitedb.Open("scan store", path, []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)"}, true)
-		if err != nil {
-			return nil, err
-		}
-		w.SetMaxOpenConns(1)
-		w.SetMaxIdleConns(1)
-		w.SetConnMaxIdleTime(0)
-		w.SetConnMaxLifetime(0)
-		s.w = w
-		if err := s.migrate(ctx); err != nil {
-			w.Close()
-			return nil, err
-		}
-	}
-	r, err := sqlitedb.Open("scan store", path, []string{"busy_timeout(10000)", "query_only(1)"}, false)
+	// Scan results can be recomputed: synchronous=NORMAL (a power failure
+	// may lose the last results, never corrupt the file).
+	p, err := sqlitedb.OpenPair(ctx, path, sqlitedb.PairOptions{What: "scan store", Schema: schema, Version: schemaVersion,
+		Synchronous: "NORMAL", ForeignKeys: true, ReadOnly: opts.ReadOnly, Missing: ErrNoStore})
 	if err != nil {
-		s.Close()
 		return nil, err
 	}
-	r.SetMaxOpenConns(4)
-	r.SetMaxIdleConns(4)
-	s.r = r
-	if opts.ReadOnly {
-		var v int
-		if err := r.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("scan store %s: %w", path, err)
-		}
-		if v == 0 {
-			s.Close()
-			return nil, fmt.Errorf("%w: %s is empty", ErrNoStore, path)
-		}
-		if v > schemaVersion {
-			s.Close()
-			return nil, fmt.Errorf("scan store %s has schema version %d; this bulwark knows up to %d", path, v, schemaVersion)
-		}
-	}
-	return s, nil
-}
-
-func (s *Store) migrate(ctx context.Context) error {
-	return sqlitedb.Migrate(ctx, s.w, "scan store", s.path, schema, schemaVersion)
+	return &Store{path: path, now: opts.Now, w: p.W, r: p.R}, nil
 }
 
 // Close closes the store.
-func (s *Store) Close() error {
-	var errs []error
-	if s.r != nil {
-		errs = append(errs, s.r.Close())
-	}
-	if s.w != nil {
-		errs = append(errs, s.w.Close())
-	}
-	return errors.Join(errs...)
-}
+func (s *Store) Close() error { return (&sqlitedb.Pair{W: s.w, R: s.r}).Close() }
 
 var errReadOnly = errors.New("scan store: opened read-only")
 

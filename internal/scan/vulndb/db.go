@@ -11,7 +11,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -99,59 +98,15 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	db := &DB{path: path, now: opts.Now}
-	if opts.ReadOnly {
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w: %s does not exist", ErrNoDatabase, path)
-		}
-	} else {
-		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-			return nil, fmt.Errorf("create vulnerability database directory: %w", err)
-		}
-		w, err := sqlitedb.Open("vulnerability database", path, []string{"busy_timeout(30000)", "journal_mode(WAL)", "synchronous(NORMAL)"}, true)
-		if err != nil {
-			return nil, err
-		}
-		w.SetMaxOpenConns(1)
-		db.w = w
-		if err := db.migrate(ctx); err != nil {
-			w.Close()
-			return nil, err
-		}
-	}
-	r, err := sqlitedb.Open("vulnerability database", path, []string{"busy_timeout(30000)", "query_only(1)", "cache_size(-16000)"}, false)
+	// An older file opened read-only is read as it is (it cannot be
+	// upgraded without writing); the next import upgrades it.
+	p, err := sqlitedb.OpenPair(ctx, path, sqlitedb.PairOptions{What: "vulnerability database", Schema: schema, Version: schemaVersion,
+		Upgrade: upgrade, Synchronous: "NORMAL", BusyTimeout: 30 * time.Second, ReadPragmas: []string{"cache_size(-16000)"},
+		ReadOnly: opts.ReadOnly, Missing: ErrNoDatabase})
 	if err != nil {
-		db.Close()
 		return nil, err
 	}
-	r.SetMaxOpenConns(4)
-	r.SetMaxIdleConns(4)
-	db.r = r
-	if opts.ReadOnly {
-		var v int
-		if err := r.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("open vulnerability database %s: %w", path, err)
-		}
-		if v == 0 {
-			db.Close()
-			return nil, fmt.Errorf("%w: %s is empty", ErrNoDatabase, path)
-		}
-		if v > schemaVersion {
-			db.Close()
-			return nil, fmt.Errorf("vulnerability database %s has schema version %d; this bulwark knows up to %d", path, v, schemaVersion)
-		}
-		// An older file is read as it is (a read-only open cannot
-		// upgrade it); the next import does.
-		db.version = v
-	} else {
-		db.version = schemaVersion
-	}
-	return db, nil
-}
-
-func (db *DB) migrate(ctx context.Context) error {
-	return sqlitedb.MigrateFrom(ctx, db.w, "vulnerability database", db.path, schema, schemaVersion, upgrade)
+	return &DB{path: path, now: opts.Now, w: p.W, r: p.R, version: p.Version}, nil
 }
 
 // upgrade brings an older schema to the current one, in the migration's
@@ -174,16 +129,7 @@ func upgrade(ctx context.Context, tx *sql.Tx, from int) error {
 }
 
 // Close closes the database.
-func (db *DB) Close() error {
-	var errs []error
-	if db.r != nil {
-		errs = append(errs, db.r.Close())
-	}
-	if db.w != nil {
-		errs = append(errs, db.w.Close())
-	}
-	return errors.Join(errs...)
-}
+func (db *DB) Close() error { return (&sqlitedb.Pair{W: db.w, R: db.r}).Close() }
 
 // Path is the database file.
 func (db *DB) Path() string { return db.path }
