@@ -442,24 +442,30 @@ func reportStop(ctx context.Context, w io.Writer, c *inventory.Client, server st
 }
 
 // reportStopped reports the stop of a container (bulwark stop removed it,
-// or bulwark ps found it exited), if its start was reported and its stop
-// not yet.
-func reportStopped(ctx context.Context, w io.Writer, dataDir, name, reason string) {
+// its supervisor saw it exit, or bulwark ps found it exited), if its start
+// was reported and its stop not yet. Reporters race (a stop kills the
+// container, whose supervisor then reports its exit): the one that renames
+// the spool file away first reports, once.
+func reportStopped(ctx context.Context, w io.Writer, dataDir, name, reason string, exitCode *int) {
 	if !runner.ValidName(name) {
 		return
 	}
 	path := reportSpool(dataDir, name)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	claimed := fmt.Sprintf("%s.%d.claimed", path, os.Getpid())
+	if err := os.Rename(path, claimed); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(w, "bulwark: warning: %s: %v; its stop is not reported\n", path, err)
+		}
 		return
 	}
+	defer os.Remove(claimed)
+	b, err := os.ReadFile(claimed)
 	var s spooled
 	if err == nil {
 		err = json.Unmarshal(b, &s)
 	}
 	if err != nil {
 		fmt.Fprintf(w, "bulwark: warning: %s: %v; its stop is not reported\n", path, err)
-		os.Remove(path)
 		return
 	}
 	c, err := inventoryClient(s.Server, "")
@@ -467,8 +473,7 @@ func reportStopped(ctx context.Context, w io.Writer, dataDir, name, reason strin
 		fmt.Fprintf(w, "bulwark: warning: reporting the stop of %s: %v\n", name, err)
 		return
 	}
-	reportStop(ctx, w, c, s.Server, s.Start, nil, reason)
-	os.Remove(path)
+	reportStop(ctx, w, c, s.Server, s.Start, exitCode, reason)
 }
 
 func writeReportFile(path string, b []byte) error {

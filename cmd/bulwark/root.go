@@ -29,7 +29,7 @@ OCI client:
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newAdminCmd(), newAuditCmd(), newPKICmd(), newSignCmd(), newVerifyCmd(), newPolicyCmd(), newPromoteCmd(), newApprovalsCmd(), newDecisionsCmd(), newRunCmd(), newPsCmd(), newStopCmd(), newLogsCmd(), newReportCmd(), newSBOMCmd(), newScanCmd(), newVulndbCmd(), newGCCmd(), newFsckCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newAdminCmd(), newAuditCmd(), newPKICmd(), newSignCmd(), newVerifyCmd(), newPolicyCmd(), newPromoteCmd(), newApprovalsCmd(), newDecisionsCmd(), newRunCmd(), newPsCmd(), newStopCmd(), newLogsCmd(), newSuperviseCmd(), newReportCmd(), newSBOMCmd(), newScanCmd(), newVulndbCmd(), newGCCmd(), newFsckCmd(), newVersionCmd())
 	return root
 }
 

@@ -183,6 +183,9 @@ goes to a log file (bulwark logs NAME) and bulwark stop NAME ends it.
 				return err
 			}
 			data := cfg.Data
+			// A detached container runs under `bulwark supervise`, which
+			// records its exit status and reports its stop.
+			m.Supervisor = supervisorStarter(data)
 			timer.step("config")
 			if !netCfg.Empty() {
 				nm := networkManager(m.Store)
@@ -401,11 +404,13 @@ func newPsCmd() *cobra.Command {
 host pid and creation time. Stopped detached containers stay listed until
 bulwark stop removes them (their logs stay readable until then).
 
-A detached container whose start was reported to a server (--report-to)
-and that ps finds exited has its stop reported there, once: running
-bulwark ps now and then (from cron or a systemd timer) keeps the
-server's 'bulwark report --running' true for containers that exit on
-their own.
+A detached container runs under a supervisor process (bulwark
+supervise, one per container, like containerd's shim), which records how
+it exited — ps shows "exited (CODE)", and -o json the exit's code,
+signal and time — and reports its stop, with the code, to the server its
+start was reported to (--report-to). If the supervisor is gone (killed,
+or the host rebooted), ps reports the stop of a container it finds
+exited, once, without a code.
 
   bulwark ps
   bulwark ps -o json`,
@@ -423,8 +428,8 @@ their own.
 				return err
 			}
 			for _, s := range sts {
-				if s.Status == "stopped" {
-					reportStopped(context.WithoutCancel(cmd.Context()), cmd.ErrOrStderr(), cfg.Data, s.Name, "exited (found stopped by bulwark ps)")
+				if s.Status == "stopped" && !s.Supervised {
+					reportStopped(context.WithoutCancel(cmd.Context()), cmd.ErrOrStderr(), cfg.Data, s.Name, "exited (found stopped by bulwark ps)", nil)
 				}
 			}
 			out := cmd.OutOrStdout()
@@ -443,7 +448,11 @@ their own.
 				if s.Pid > 0 {
 					pid = fmt.Sprint(s.Pid)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Image, shortDigest(s.ImageDigest), s.Status, pid, s.Created.Local().Format(time.DateTime))
+				status := s.Status
+				if s.Exit != nil {
+					status = fmt.Sprintf("exited (%d)", s.Exit.Code)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Image, shortDigest(s.ImageDigest), status, pid, s.Created.Local().Format(time.DateTime))
 			}
 			return tw.Flush()
 		},
@@ -489,7 +498,7 @@ already exited is just removed.
 					continue
 				}
 				// A start reported with --report-to gets its stop.
-				reportStopped(context.WithoutCancel(cmd.Context()), cmd.ErrOrStderr(), data, name, "stopped")
+				reportStopped(context.WithoutCancel(cmd.Context()), cmd.ErrOrStderr(), data, name, "stopped", nil)
 				fmt.Fprintln(cmd.OutOrStdout(), name)
 			}
 			return errors.Join(errs...)

@@ -41,6 +41,11 @@ type Manager struct {
 	// crash can leave the record behind), so it must be idempotent and
 	// cheap when it has nothing to do.
 	NetworkTeardown func(ctx context.Context, netnsPath string) error
+	// Supervisor, when set, starts a prepared detached container through
+	// a supervisor process (see Supervise) and returns the init process's
+	// pid once it runs; when nil the runtime starts it directly and the
+	// exit status is lost.
+	Supervisor func(ctx context.Context, c *Container) (pid int, err error)
 }
 
 // release undoes the network setup, then unmounts and deletes the
@@ -111,7 +116,12 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (exitCode int, err er
 			return 0, fmt.Errorf("runner: %w", err)
 		}
 		defer log.Close()
-		pid, err := m.Runtime.RunDetached(ctx, name, c.BundleDir(), c.PidFile(), log)
+		var pid int
+		if m.Supervisor != nil {
+			pid, err = m.Supervisor(ctx, c)
+		} else {
+			pid, err = m.Runtime.RunDetached(ctx, name, c.BundleDir(), c.PidFile(), log)
+		}
 		if err != nil {
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			m.Runtime.Delete(dctx, name, true)
@@ -223,6 +233,12 @@ type Status struct {
 	// Status is the runtime's word (created, running, paused, stopped),
 	// or "stopped" once the runtime has forgotten the container.
 	Status string `json:"status"`
+	// Exit is how a stopped detached container ended, when its
+	// supervisor recorded it.
+	Exit *Exit `json:"exit,omitempty"`
+	// Supervised says a live supervisor waits for it (and will record
+	// and report its exit).
+	Supervised bool `json:"supervised,omitempty"`
 }
 
 // List reports every container with its runtime status.
@@ -243,8 +259,10 @@ func (m *Manager) List(ctx context.Context) ([]Status, error) {
 		default:
 			st.Status = "unknown"
 		}
+		st.Supervised = c.Supervised()
 		if st.Status == "stopped" {
 			st.Pid = 0
+			st.Exit, _ = c.ReadExit() // an unreadable record is as good as none
 		}
 		out = append(out, st)
 	}

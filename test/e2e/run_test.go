@@ -416,6 +416,11 @@ bindings:
 		if r.code != 0 || strings.TrimSpace(r.stdout) != "inv-web" {
 			t.Fatalf("run -d: %v", r)
 		}
+		// It runs under its supervisor.
+		if r := bw(t, ctx, e.hostEnv, "ps", "--data", data, "-o", "json"); r.code != 0 || !strings.Contains(r.stdout, `"supervised": true`) ||
+			!strings.Contains(r.stdout, `"status": "running"`) {
+			t.Fatalf("ps of a detached container: %v", r)
+		}
 		for _, who := range []struct {
 			name string
 			env  []string
@@ -452,27 +457,60 @@ bindings:
 			t.Fatalf("after stop, report --running lists %v", recs)
 		}
 
-		// A detached container that exits on its own: bulwark ps reports
-		// its stop, once, and keeps listing it until bulwark stop.
-		r = e.run(t, ctx, data, "-d", "--name", "inv-short", "--report-to", e.srv.url(), e.app, "--", "true")
+		// A detached container that exits on its own: its supervisor
+		// records the exit status and reports the stop with it; ps shows
+		// it and keeps listing the container until bulwark stop.
+		r = e.run(t, ctx, data, "-d", "--name", "inv-short", "--report-to", e.srv.url(), e.app, "--", "sh", "-c", "sleep 1; exit 3")
 		if r.code != 0 {
 			t.Fatalf("run -d: %v", r)
 		}
 		if recs := report(e.adminEnv, "--username", "admin"); len(recs) != 1 || recs[0]["container"] != "inv-short" {
 			t.Fatalf("after run -d, report --running lists %v", recs)
 		}
-		waitUntil(t, "inv-short to exit and bulwark ps to report it", func() bool {
-			r := bw(t, ctx, e.hostEnv, "ps", "--data", data, "-o", "json")
-			return r.code == 0 && strings.Contains(r.stdout, `"status": "stopped"`)
+		waitUntil(t, "inv-short's stop to be reported", func() bool {
+			return len(report(e.adminEnv, "--username", "admin")) == 0
 		})
-		if recs := report(e.adminEnv, "--username", "admin"); len(recs) != 0 {
-			t.Fatalf("after bulwark ps saw it exit, report --running lists %v", recs)
+		r = bw(t, ctx, e.hostEnv, "ps", "--data", data, "-o", "json")
+		var sts []struct {
+			Name       string
+			Status     string
+			Supervised bool
+			Exit       *struct{ Code int }
 		}
-		if r = bw(t, ctx, e.hostEnv, "ps", "--data", data); r.code != 0 || !strings.Contains(r.stdout, "inv-short") || r.stderr != "" {
-			t.Fatalf("second ps (the stop is reported once, the container still listed): %v", r)
+		if err := json.Unmarshal([]byte(r.stdout), &sts); err != nil || len(sts) != 1 || sts[0].Status != "stopped" || sts[0].Exit == nil ||
+			sts[0].Exit.Code != 3 || sts[0].Supervised {
+			t.Fatalf("ps -o json after the exit: %v %v", err, r)
+		}
+		if r = bw(t, ctx, e.hostEnv, "ps", "--data", data); r.code != 0 || !strings.Contains(r.stdout, "exited (3)") || r.stderr != "" {
+			t.Fatalf("ps: %v", r)
+		}
+		stopEvents := func(container string) []map[string]any {
+			t.Helper()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.url()+"/inventory/v1/events?container="+container, nil)
+			req.SetBasicAuth("admin", adminPassword)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var evs []map[string]any
+			json.NewDecoder(resp.Body).Decode(&evs)
+			var stops []map[string]any
+			for _, ev := range evs {
+				if ev["kind"] == "stop" {
+					stops = append(stops, ev)
+				}
+			}
+			return stops
+		}
+		if stops := stopEvents("inv-short"); len(stops) != 1 || stops[0]["exitCode"] != float64(3) {
+			t.Fatalf("stop events of inv-short: %v", stops)
 		}
 		if r = bw(t, ctx, e.hostEnv, "stop", "--data", data, "inv-short"); r.code != 0 {
 			t.Fatalf("stop: %v", r)
+		}
+		if stops := stopEvents("inv-short"); len(stops) != 1 {
+			t.Fatalf("bulwark stop reported the stop again: %v", stops)
 		}
 
 		// An attached run reports its start and, with the exit code, its stop.
