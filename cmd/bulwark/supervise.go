@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -155,7 +154,7 @@ func supervisorStarter(dataDir string) func(ctx context.Context, c *runner.Conta
 			switch {
 			case res.err != nil:
 				// The supervisor died before it could say: its log says why.
-				return 0, fmt.Errorf("%w: the supervisor ended without starting %s: %s", runner.ErrStart, c.Name, tailFile(logPath, 2048))
+				return 0, fmt.Errorf("%w: the supervisor ended without starting %s: %s", runner.ErrStart, c.Name, runner.Tail(logPath, 2048))
 			case res.r.Error != "":
 				// The runner's start errors begin with ErrStart's text;
 				// keep them recognisable (bulwark run exits 125 for them).
@@ -172,18 +171,4 @@ func supervisorStarter(dataDir string) func(ctx context.Context, c *runner.Conta
 			return 0, ctx.Err()
 		}
 	}
-}
-
-func tailFile(path string, n int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() > n {
-		f.Seek(-n, io.SeekEnd)
-	}
-	b := make([]byte, n)
-	k, _ := f.Read(b)
-	return string(b[:k])
 }

@@ -215,7 +215,7 @@ func (r *Runtime) RunDetached(ctx context.Context, id, bundle, pidFile string, l
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("%w: %s run --detach: %w: %s", ErrStart, filepath.Base(r.path()), err, tail(log.Name(), 2048))
+		return 0, fmt.Errorf("%w: %s run --detach: %w: %s", ErrStart, filepath.Base(r.path()), err, Tail(log.Name(), 2048))
 	}
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
@@ -228,7 +228,9 @@ func (r *Runtime) RunDetached(ctx context.Context, id, bundle, pidFile string, l
 	return pid, nil
 }
 
-func tail(name string, n int64) string {
+// Tail returns up to the last n bytes of the file name ("" if it cannot
+// be read): what a failure quotes of a log.
+func Tail(name string, n int64) string {
 	f, err := os.Open(name)
 	if err != nil {
 		return ""
