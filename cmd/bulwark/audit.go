@@ -23,10 +23,53 @@ import (
 
 // auditFlags select the log: DATA/audit.log read directly (safe while a
 // server appends to it), or a server's /admin/v1/audit endpoint.
-type auditFlags struct{ serverFlags }
+// auditFlags are where the log is read (--data or --server) and the
+// window both audit and decisions ask for: --since, --until, --repo and
+// --limit.
+type auditFlags struct {
+	serverFlags
+	since, until, repo string
+	limit              int
+}
 
-func (f *auditFlags) register(cmd *cobra.Command) {
+// register adds the flags; noun says what is listed ("events",
+// "decisions") and defaultLimit is --limit's default.
+func (f *auditFlags) register(cmd *cobra.Command, noun string, defaultLimit int) {
+	f.registerSource(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&f.since, "since", "", "only "+noun+" at or after this time (RFC 3339, date, or duration back from now: 24h, 7d)")
+	fl.StringVar(&f.until, "until", "", "only "+noun+" before this time (same forms as --since)")
+	fl.StringVar(&f.repo, "repo", "", "only "+noun+" about this repository (exact name)")
+	fl.IntVar(&f.limit, "limit", defaultLimit, "show the most recent N matching "+noun+"; 0 for all")
+}
+
+// registerSource adds only where the log is read: --data or --server.
+func (f *auditFlags) registerSource(cmd *cobra.Command) {
 	f.serverFlags.register(cmd, "read through a server at this URL (e.g. https://registry.example:5000) instead of --data")
+}
+
+// check validates the output format and the window.
+func (f *auditFlags) check() error {
+	if err := f.checkOutput(); err != nil {
+		return err
+	}
+	if f.limit < 0 {
+		return fmt.Errorf("--limit must not be negative")
+	}
+	return nil
+}
+
+// printListed writes items as JSON or with text, and says on stderr when there
+// are none.
+func printListed[T any](cmd *cobra.Command, f *auditFlags, items []T, text func(io.Writer, []T), none string) error {
+	if f.output == "json" {
+		return printJSON(cmd, items)
+	}
+	text(cmd.OutOrStdout(), items)
+	if len(items) == 0 {
+		fmt.Fprintln(cmd.ErrOrStderr(), none)
+	}
+	return nil
 }
 
 // localPath is the audit log of the configured data directory. A missing
@@ -55,7 +98,9 @@ func (f *auditFlags) localPath(cmd *cobra.Command) (string, error) {
 // --data, or through --server, which resolves them itself. Only the
 // filter's exact-match fields and Limit (0: all a server returns) go to
 // the server.
-func (f *auditFlags) query(cmd *cobra.Command, filter audit.Filter, since, until string) ([]audit.Event, error) {
+func (f *auditFlags) query(cmd *cobra.Command, filter audit.Filter) ([]audit.Event, error) {
+	since, until := f.since, f.until
+	filter.Repository = f.repo
 	now := time.Now()
 	var err error
 	if since != "" {
@@ -151,10 +196,8 @@ directly is safe while the server runs.`
 
 func newAuditCmd() *cobra.Command {
 	var (
-		f                 auditFlags
-		since, until      string
-		repo, who, action string
-		limit             int
+		f           auditFlags
+		who, action string
 	)
 	cmd := &cobra.Command{
 		Use:   "audit",
@@ -168,37 +211,23 @@ func newAuditCmd() *cobra.Command {
   bulwark audit verify --head 3f7a…   # the head you recorded last time`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.checkOutput(); err != nil {
+			if err := f.check(); err != nil {
 				return err
 			}
-			if limit < 0 {
-				return fmt.Errorf("--limit must not be negative")
-			}
-			events, err := f.query(cmd, audit.Filter{Repository: repo, Who: who, Action: action, Limit: limit}, since, until)
+			events, err := f.query(cmd, audit.Filter{Who: who, Action: action, Limit: f.limit})
 			if err != nil {
 				return err
 			}
 			if events == nil {
 				events = []audit.Event{}
 			}
-			if f.output == "json" {
-				return printJSON(cmd, events)
-			}
-			printEvents(cmd.OutOrStdout(), events)
-			if len(events) == 0 {
-				fmt.Fprintln(cmd.ErrOrStderr(), "no matching audit events")
-			}
-			return nil
+			return printListed(cmd, &f, events, printEvents, "no matching audit events")
 		},
 	}
-	f.register(cmd)
+	f.register(cmd, "events", audit.DefaultHTTPLimit)
 	fl := cmd.Flags()
-	fl.StringVar(&since, "since", "", "only events at or after this time (RFC 3339, date, or duration back from now: 24h, 7d)")
-	fl.StringVar(&until, "until", "", "only events before this time (same forms as --since)")
-	fl.StringVar(&repo, "repo", "", "only events on this repository (exact name)")
 	fl.StringVar(&who, "who", "", "only events by this principal (exact name; \"anonymous\" for unauthenticated)")
 	fl.StringVar(&action, "action", "", "only this action: login, token, push, pull, delete, user.add, user.rm, robot.create, robot.rotate, robot.rm, grant, revoke")
-	fl.IntVar(&limit, "limit", audit.DefaultHTTPLimit, "show the most recent N matching events; 0 for all")
 	cmd.AddCommand(newAuditVerifyCmd())
 	return cmd
 }
@@ -269,7 +298,7 @@ line number, on stderr), 1 when the check could not run.`,
 			return nil
 		},
 	}
-	f.register(cmd)
+	f.registerSource(cmd)
 	cmd.Flags().StringVar(&head, "head", "", "a head hash recorded earlier: fail unless the log still contains that entry")
 	return cmd
 }

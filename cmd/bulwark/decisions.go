@@ -26,11 +26,9 @@ type decisionEntry struct {
 
 func newDecisionsCmd() *cobra.Command {
 	var (
-		f                       auditFlags
-		since, until            string
-		repo, dgst, env, action string
-		denied                  bool
-		limit                   int
+		f                 auditFlags
+		dgst, env, action string
+		denied            bool
 	)
 	cmd := &cobra.Command{
 		Use:   "decisions",
@@ -53,22 +51,19 @@ matching decisions.`,
   bulwark decisions --env prod --action pull --server https://registry.example:5000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.checkOutput(); err != nil {
+			if err := f.check(); err != nil {
 				return err
-			}
-			if limit < 0 {
-				return fmt.Errorf("--limit must not be negative")
 			}
 			switch action {
 			case "", "push", "pull", "run":
 			default:
 				return fmt.Errorf("--action %q: want push, pull or run", action)
 			}
-			filter := audit.Filter{Repository: repo, Action: audit.ActionDecision, Digest: dgst}
+			filter := audit.Filter{Action: audit.ActionDecision, Digest: dgst}
 			if denied {
 				filter.Outcome = audit.OutcomeDenied
 			}
-			events, err := f.query(cmd, filter, since, until)
+			events, err := f.query(cmd, filter)
 			if err != nil {
 				return err
 			}
@@ -83,29 +78,18 @@ matching decisions.`,
 				}
 				entries = append(entries, decisionEntry{Seq: e.Seq, Who: e.Who, Kind: e.Kind, Hash: e.Hash, Decision: d})
 			}
-			if limit > 0 && len(entries) > limit {
-				entries = entries[len(entries)-limit:]
+			if f.limit > 0 && len(entries) > f.limit {
+				entries = entries[len(entries)-f.limit:]
 			}
-			if f.output == "json" {
-				return printJSON(cmd, entries)
-			}
-			printDecisions(cmd.OutOrStdout(), entries)
-			if len(entries) == 0 {
-				fmt.Fprintln(cmd.ErrOrStderr(), "no matching decisions")
-			}
-			return nil
+			return printListed(cmd, &f, entries, printDecisions, "no matching decisions")
 		},
 	}
-	f.register(cmd)
+	f.register(cmd, "decisions", 100)
 	fl := cmd.Flags()
-	fl.StringVar(&since, "since", "", "only decisions at or after this time (RFC 3339, date, or duration back from now: 24h, 7d)")
-	fl.StringVar(&until, "until", "", "only decisions before this time (same forms as --since)")
-	fl.StringVar(&repo, "repo", "", "only decisions about this repository (exact name)")
 	fl.StringVar(&dgst, "digest", "", "only decisions about this manifest digest")
 	fl.StringVar(&env, "env", "", "only decisions for this environment")
 	fl.StringVar(&action, "action", "", "only decisions for this action: push, pull or run")
 	fl.BoolVar(&denied, "denied", false, "only denials")
-	fl.IntVar(&limit, "limit", 100, "show the most recent N matching decisions; 0 for all")
 	return cmd
 }
 

@@ -129,9 +129,10 @@ func (s *scanSource) read(ctx context.Context, args []string, opts catalog.Optio
 	if s.noCache {
 		cache = nil
 	}
-	key := catalogcache.Key{Manifest: img.Manifest.Digest, Producer: catalogProducer(opts.Tool),
-		Options: fmt.Sprintf("max-file-size=%d", opts.MaxFileSize)}
+	var key catalogcache.Key
 	if cache != nil {
+		key = catalogcache.Key{Manifest: img.Manifest.Digest, Producer: catalogProducer(opts.Tool),
+			Options: fmt.Sprintf("max-file-size=%d", opts.MaxFileSize)}
 		if e, err := cache.Get(key); err == nil {
 			e.SBOM.Source.Name = img.Name
 			out.SBOM, out.Problems, out.lint, out.Cached = e.SBOM, e.Problems, e.Lint, true

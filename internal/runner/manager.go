@@ -111,17 +111,11 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (exitCode int, err er
 	}()
 	name := c.Name
 	if req.Detach {
-		log, err := os.OpenFile(c.LogPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-		if err != nil {
-			return 0, fmt.Errorf("runner: %w", err)
+		start := m.Supervisor
+		if start == nil {
+			start = m.startDetached
 		}
-		defer log.Close()
-		var pid int
-		if m.Supervisor != nil {
-			pid, err = m.Supervisor(ctx, c)
-		} else {
-			pid, err = m.Runtime.RunDetached(ctx, name, c.BundleDir(), c.PidFile(), log)
-		}
+		pid, err := start(ctx, c)
 		if err != nil {
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			m.Runtime.Delete(dctx, name, true)
@@ -144,6 +138,17 @@ func (m *Manager) Run(ctx context.Context, req RunRequest) (exitCode int, err er
 		cancel()
 	}
 	return code, err
+}
+
+// startDetached starts a prepared detached container through the runtime,
+// its output appended to the container's log.
+func (m *Manager) startDetached(ctx context.Context, c *Container) (int, error) {
+	log, err := os.OpenFile(c.LogPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("runner: %w", err)
+	}
+	defer log.Close()
+	return m.runtimeFor(c).RunDetached(ctx, c.Name, c.BundleDir(), c.PidFile(), log)
 }
 
 // Prepare does everything Run does short of starting the runtime: it

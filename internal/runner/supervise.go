@@ -69,14 +69,7 @@ func (m *Manager) Supervise(ctx context.Context, name string, ready func(pid int
 		ready(0, err)
 		return nil, err
 	}
-	log, err := os.OpenFile(c.LogPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		err = fmt.Errorf("runner: %w", err)
-		ready(0, err)
-		return nil, err
-	}
-	pid, err := m.runtimeFor(c).RunDetached(ctx, name, c.BundleDir(), c.PidFile(), log)
-	log.Close()
+	pid, err := m.startDetached(ctx, c)
 	ready(pid, err)
 	if err != nil {
 		return nil, err
